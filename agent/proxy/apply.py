@@ -1,0 +1,225 @@
+"""The edge between the pure renderers and the kernel.
+
+`Proxier` keeps one node's rules in step with its plan, in a given network namespace
+(the lab's node netns; None for the current one). Each sync writes one transaction:
+`nft -f -` or `iptables-restore --noflush`, both all-or-nothing, so a failed sync
+leaves the previous ruleset whole. A sync is partial (only the Services that changed,
+plus the shared maps/chains) unless a full one is due: at start, after any failure,
+and when `resync` finds drift (table or chains missing, or rules per chain and
+elements per map differing from what the plan implies). Commands run under
+`ip netns exec NAME`; the renderers never see the kernel.
+"""
+
+import json
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from agent.proxy import iptables, nftables
+from agent.proxy.conntrack import delete_flows, stale_udp_flows
+from agent.proxy.model import NodeFacts, Plan, ServicePort
+
+Mode = Literal["nftables", "iptables"]
+Shape = dict[str, int]
+
+
+class ApplyError(RuntimeError):
+    """A ruleset was refused; the kernel still holds the previous one."""
+
+
+def run(argv: list[str], netns: str | None, stdin: str | None = None) -> str:
+    """Run a command (inside `netns`), returning stdout; ApplyError when it fails."""
+    command = ["ip", "netns", "exec", netns, *argv] if netns else argv
+    proc = subprocess.run(command, input=stdin, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise ApplyError(f"{' '.join(command)} exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+class Backend(Protocol):
+    def render_full(self, plan: Plan, node: NodeFacts, netns: str | None) -> str: ...
+    def render_partial(
+        self, previous: Plan, current: Plan, changed: Iterable[str], node: NodeFacts
+    ) -> str: ...
+    def apply(self, text: str, netns: str | None, full: bool) -> None: ...
+    def expected_shape(self, plan: Plan, node: NodeFacts) -> Shape: ...
+    def observed_shape(self, netns: str | None) -> Shape | None: ...
+    def rule_count(self, ports: Iterable[ServicePort], node: NodeFacts) -> int: ...
+    def base_rule_count(self, node: NodeFacts) -> int: ...
+
+
+class NftablesBackend:
+    def render_full(self, plan: Plan, node: NodeFacts, netns: str | None) -> str:
+        return nftables.render_nftables_plan(plan, node)
+
+    def render_partial(
+        self, previous: Plan, current: Plan, changed: Iterable[str], node: NodeFacts
+    ) -> str:
+        return nftables.render_nftables_partial(previous, current, changed, node)
+
+    def apply(self, text: str, netns: str | None, full: bool) -> None:
+        run(["nft", "-f", "-"], netns, text)
+
+    def expected_shape(self, plan: Plan, node: NodeFacts) -> Shape:
+        return nftables.expected_shape(plan, node)
+
+    def observed_shape(self, netns: str | None) -> Shape | None:
+        try:
+            listing = run(["nft", "-j", "list", "table", "ip", nftables.TABLE], netns)
+        except ApplyError:
+            return None  # no table
+        shape: Shape = {}
+        for item in json.loads(listing)["nftables"]:
+            if "chain" in item:
+                shape.setdefault(f"chain {item['chain']['name']}", 0)
+            elif "rule" in item:
+                key = f"chain {item['rule']['chain']}"
+                shape[key] = shape.get(key, 0) + 1
+            elif "map" in item:
+                shape[f"map {item['map']['name']}"] = len(item["map"].get("elem", []))
+        return shape
+
+    def rule_count(self, ports: Iterable[ServicePort], node: NodeFacts) -> int:
+        return nftables.ports_rule_count(ports, node)
+
+    def base_rule_count(self, node: NodeFacts) -> int:
+        return nftables.rules_count(nftables.expected_shape({}, node))
+
+
+class IptablesBackend:
+    def render_full(self, plan: Plan, node: NodeFacts, netns: str | None) -> str:
+        existing = [
+            line[1:].split()[0]
+            for line in run(["iptables-save", "-t", "nat"], netns).splitlines()
+            if line.startswith(":")
+        ]
+        return iptables.render_iptables_plan(plan, node, existing)
+
+    def render_partial(
+        self, previous: Plan, current: Plan, changed: Iterable[str], node: NodeFacts
+    ) -> str:
+        return iptables.render_iptables_partial(previous, current, changed, node)
+
+    def apply(self, text: str, netns: str | None, full: bool) -> None:
+        run(["iptables-restore", "--noflush"], netns, text)
+        if full:  # the hooks change only if someone removed them: drift repairs that
+            for table, builtin, match, target in iptables.HOOKS:
+                rule = [*match.split(), "-j", target]
+                try:
+                    run(["iptables", "-t", table, "-C", builtin, *rule], netns)
+                except ApplyError:
+                    run(["iptables", "-t", table, "-I", builtin, "1", *rule], netns)
+
+    def expected_shape(self, plan: Plan, node: NodeFacts) -> Shape:
+        return iptables.expected_shape(plan, node)
+
+    def observed_shape(self, netns: str | None) -> Shape | None:
+        shape: Shape = {}
+        table = ""
+        for line in run(["iptables-save"], netns).splitlines():
+            if line.startswith("*"):
+                table = line[1:]
+            elif line.startswith(":") and iptables.is_own_chain(line[1:].split()[0]):
+                shape.setdefault(f"{table} {line[1:].split()[0]}", 0)
+            elif line.startswith("-A "):
+                words = line.split()
+                chain, target = words[1], words[-1]
+                if iptables.is_own_chain(chain):
+                    key = f"{table} {chain}"
+                elif words[-2] == "-j" and iptables.is_own_chain(target):
+                    key = f"{table} {chain}>{target}"
+                else:
+                    continue
+                shape[key] = shape.get(key, 0) + 1
+        return shape or None
+
+    def rule_count(self, ports: Iterable[ServicePort], node: NodeFacts) -> int:
+        return iptables.ports_rule_count(ports, node)
+
+    def base_rule_count(self, node: NodeFacts) -> int:
+        return iptables.rules_count(iptables.expected_shape({}, node))
+
+
+BACKENDS: dict[str, type[NftablesBackend] | type[IptablesBackend]] = {
+    "nftables": NftablesBackend,
+    "iptables": IptablesBackend,
+}
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    full: bool
+    rules: int  # rules the proxy now holds in the kernel
+    duration_seconds: float
+
+
+class Proxier:
+    """One node's Service proxy state: the plan the kernel holds, and how to change it."""
+
+    def __init__(self, mode: Mode, node: NodeFacts, netns: str | None = None) -> None:
+        self.mode = mode
+        self.node = node
+        self.netns = netns
+        self.plan: Plan = {}
+        self._backend: Backend = BACKENDS[mode]()
+        self._full_due = True
+        self._rules = 0
+
+    def sync(self, updates: Mapping[str, tuple[ServicePort, ...]]) -> SyncResult:
+        """Bring the given Services ("namespace/name" -> ports from `plan_service`; no
+        ports: gone or not proxied) into the kernel. Raises ApplyError when refused; the
+        next sync is then a full one."""
+        start = time.perf_counter()
+        current = dict(self.plan)
+        for key, ports in updates.items():
+            if ports:
+                current[key] = ports
+            else:
+                current.pop(key, None)
+        changed = sorted(k for k in updates if self.plan.get(k, ()) != current.get(k, ()))
+        full = self._full_due
+        self._full_due = True  # until this sync has succeeded
+        if full:
+            text = self._backend.render_full(current, self.node, self.netns)
+        else:
+            text = self._backend.render_partial(self.plan, current, changed, self.node)
+        if text:
+            self._backend.apply(text, self.netns, full)
+        self._full_due = False
+        previous, self.plan = self.plan, current
+        if full:
+            self._rules = self._backend.base_rule_count(self.node) + self._backend.rule_count(
+                (sp for ports in current.values() for sp in ports), self.node
+            )
+        else:
+            self._rules += sum(
+                self._backend.rule_count(current.get(k, ()), self.node)
+                - self._backend.rule_count(previous.get(k, ()), self.node)
+                for k in changed
+            )
+        delete_flows(
+            (
+                flow
+                for k in changed
+                for flow in stale_udp_flows(previous.get(k, ()), current.get(k, ()))
+            ),
+            self.netns,
+        )
+        return SyncResult(full, self._rules, time.perf_counter() - start)
+
+    def full_sync(self) -> SyncResult:
+        self._full_due = True
+        return self.sync({})
+
+    def drifted(self) -> bool:
+        """Does the kernel differ from the plan (table flushed or deleted, rules lost)?"""
+        expected = self._backend.expected_shape(self.plan, self.node)
+        return self._backend.observed_shape(self.netns) != expected
+
+    def resync(self) -> SyncResult | None:
+        """The periodic check: a full sync when one is due or the kernel drifted."""
+        if self._full_due or self.drifted():
+            return self.full_sync()
+        return None

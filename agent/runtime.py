@@ -1,0 +1,531 @@
+"""Pods as Docker containers: the agent's container runtime adapter.
+
+A pod is a pause sandbox container with network `none` (the agent wires its network
+namespace, see agent.network) plus one Docker container per Kubernetes container, each
+joined to the sandbox's network (`network_mode=container:<sandbox>`). Every container
+carries labels naming its pod (uid, name, namespace), its container name (`POD` for the
+sandbox), its restart count and its node, so a restarted agent rebuilds its view from
+Docker alone (`list_pod_containers`), and agents of several lab nodes can share one
+engine without adopting each other's pods. Containers never restart by themselves:
+restart policy and back-off are the agent's decisions. Container ports are informational,
+as in Kubernetes: the pod's address serves every port (hostPort is not supported).
+
+Per-pod files live under `<state_dir>/pods/<uid>/`: the hostname, hosts and resolv.conf
+files the agent writes (bind-mounted into every container) and emptyDir volumes.
+
+The pure parts (env expansion, resources, mounts, state mapping) are module functions;
+`DockerRuntime` is the thin adapter. Its methods block on the Docker API: call them from
+asyncio with `asyncio.to_thread`. `exec` is natively async (it speaks the hijacked
+exec stream on the Docker socket itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import shutil
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal, overload
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from minikube_py.api.defaults import image_pull_policy
+from minikube_py.api.quantity import parse_quantity
+from minikube_py.api.types import Obj, name_of, namespace_of
+from minikube_py.images import PAUSE_IMAGE
+
+LABEL_POD_UID = "minikube-py.io/pod-uid"
+LABEL_POD_NAME = "minikube-py.io/pod-name"
+LABEL_POD_NAMESPACE = "minikube-py.io/pod-namespace"
+LABEL_CONTAINER_NAME = "minikube-py.io/container-name"
+LABEL_RESTART_COUNT = "minikube-py.io/restart-count"
+LABEL_NODE_NAME = "minikube-py.io/node-name"
+SANDBOX_NAME = "POD"
+DOCKER_SOCKET = "/var/run/docker.sock"
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+class RuntimeFailure(Exception):
+    """A container could not be made to run; `reason` is the Kubernetes waiting reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+# --- pure helpers ---------------------------------------------------------------------
+
+_VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """Kubernetes `$(VAR)` expansion: defined variables are replaced, `$$` escapes `$`,
+    undefined references stay as written."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group(1)
+        return env[name] if name in env else match.group(0)
+
+    return _VAR_REF.sub(replace, text)
+
+
+def resolve_env(
+    spec: Obj, field_values: Mapping[str, str], service_env: Mapping[str, str]
+) -> dict[str, str]:
+    """The container's environment: Service variables, then `env` in order.
+
+    `field_values` maps fieldRef paths (`metadata.name`, `status.podIP`, ...) to values;
+    each value may refer to variables defined before it with `$(VAR)`.
+    """
+    env = dict(service_env)
+    for var in spec.get("env") or []:
+        if "value" in var or "valueFrom" not in var:
+            env[var["name"]] = expand(str(var.get("value", "")), env)
+            continue
+        field_ref = (var.get("valueFrom") or {}).get("fieldRef")
+        if field_ref is not None:
+            env[var["name"]] = field_values.get(field_ref.get("fieldPath", ""), "")
+    return env
+
+
+def pod_hostname(pod: Obj) -> str:
+    """spec.hostname, else the pod name, cut to the 63 characters of a DNS label."""
+    hostname = pod.get("spec", {}).get("hostname") or name_of(pod)
+    return hostname[:63].rstrip("-.")
+
+
+def resource_limits(spec: Obj) -> dict[str, Any]:
+    """Docker host-config arguments for the container's resources."""
+    resources = spec.get("resources") or {}
+    limits = resources.get("limits") or {}
+    requests = resources.get("requests") or {}
+    args: dict[str, Any] = {}
+    if "cpu" in limits:
+        args["nano_cpus"] = int(parse_quantity(limits["cpu"]) * Decimal(10**9))
+    if "memory" in limits:
+        args["mem_limit"] = int(parse_quantity(limits["memory"]))
+    if "cpu" in requests:
+        # The kubelet's mapping of a CPU request to cgroup shares (1 CPU = 1024, min 2).
+        args["cpu_shares"] = max(2, int(parse_quantity(requests["cpu"]) * 1024))
+    return args
+
+
+def security_options(pod: Obj, spec: Obj) -> dict[str, Any]:
+    """Docker arguments for the pod's and the container's securityContext."""
+    pod_context = pod.get("spec", {}).get("securityContext") or {}
+    context = {**pod_context, **(spec.get("securityContext") or {})}
+    args: dict[str, Any] = {}
+    user = context.get("runAsUser")
+    group = context.get("runAsGroup")
+    if user is not None:
+        args["user"] = f"{user}:{group}" if group is not None else str(user)
+    if pod_context.get("supplementalGroups"):
+        args["group_add"] = [str(g) for g in pod_context["supplementalGroups"]]
+    if context.get("privileged"):
+        args["privileged"] = True
+    if context.get("readOnlyRootFilesystem"):
+        args["read_only"] = True
+    capabilities = context.get("capabilities") or {}
+    if capabilities.get("add"):
+        args["cap_add"] = list(capabilities["add"])
+    if capabilities.get("drop"):
+        args["cap_drop"] = list(capabilities["drop"])
+    return args
+
+
+def _docker_time(value: str | None) -> str | None:
+    """Docker's RFC 3339 with nanoseconds -> Kubernetes' whole-second RFC 3339."""
+    if not value or value == _ZERO_TIME:
+        return None
+    return value[:19] + "Z"
+
+
+def state_from_docker(container_id: str, state: Mapping[str, Any]) -> Obj:
+    """A containerStatus `state` from Docker's `State` of the container."""
+    status = state.get("Status")
+    started = _docker_time(state.get("StartedAt"))
+    if status in ("running", "paused", "restarting"):
+        return {"running": {"startedAt": started}}
+    if status == "created" and not state.get("Error"):
+        return {"waiting": {"reason": "ContainerCreating"}}
+    exit_code = int(state.get("ExitCode") or 0)
+    if status == "created":
+        reason, exit_code = "StartError", exit_code or 128
+    elif state.get("OOMKilled"):
+        reason = "OOMKilled"
+    else:
+        reason = "Completed" if exit_code == 0 else "Error"
+    terminated: Obj = {
+        "exitCode": exit_code,
+        "reason": reason,
+        "startedAt": started,
+        "finishedAt": _docker_time(state.get("FinishedAt")),
+        "containerID": f"docker://{container_id}",
+    }
+    if state.get("Error"):
+        terminated["message"] = state["Error"]
+    return {"terminated": {k: v for k, v in terminated.items() if v is not None}}
+
+
+def pod_labels(pod: Obj, container_name: str, restart_count: int, node_name: str) -> dict[str, str]:
+    metadata = pod.get("metadata", {})
+    return {
+        LABEL_NODE_NAME: node_name,
+        LABEL_POD_UID: str(metadata.get("uid", "")),
+        LABEL_POD_NAME: name_of(pod),
+        LABEL_POD_NAMESPACE: namespace_of(pod),
+        LABEL_CONTAINER_NAME: container_name,
+        LABEL_RESTART_COUNT: str(restart_count),
+    }
+
+
+def docker_name(pod: Obj, container_name: str, restart_count: int) -> str:
+    uid = pod.get("metadata", {}).get("uid", "")
+    return f"mkpy_{container_name}_{name_of(pod)}_{namespace_of(pod)}_{uid}_{restart_count}"
+
+
+# --- the adapter ----------------------------------------------------------------------
+
+
+class DockerRuntime:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        state_dir: Path,
+        node_name: str,
+        pause_image: str = PAUSE_IMAGE,
+        docker_socket: str = DOCKER_SOCKET,
+        allow_pull: bool = True,
+    ) -> None:
+        """`allow_pull=False` keeps the node off every registry (the lab, where nothing may
+        leave the machine): images must be local, and Always uses the local copy."""
+        self.client = client
+        self.allow_pull = allow_pull
+        self.state_dir = Path(state_dir)
+        self.node_name = node_name
+        self.pause_image = pause_image
+        self.docker_socket = docker_socket
+
+    def pod_dir(self, uid: str) -> Path:
+        return self.state_dir / "pods" / uid
+
+    def ensure_image(self, image: str, policy: str | None = None) -> bool:
+        """Pull per imagePullPolicy (default by tag, as Kubernetes); True if pulled."""
+        policy = policy or image_pull_policy(image)
+        present = True
+        try:
+            self.client.images.get(image)
+        except docker.errors.ImageNotFound:
+            present = False
+        if policy == "Never" or (present and (policy == "IfNotPresent" or not self.allow_pull)):
+            if not present:
+                raise RuntimeFailure(
+                    "ErrImageNeverPull",
+                    f'Container image "{image}" is not present with pull policy of Never',
+                )
+            return False
+        if not self.allow_pull:
+            raise RuntimeFailure(
+                "ErrImagePull", f'image "{image}" is not present and this node may not pull'
+            )
+        try:
+            self.client.images.pull(image)
+        except docker.errors.APIError as error:
+            raise RuntimeFailure("ErrImagePull", str(error.explanation or error)) from error
+        return True
+
+    def run_sandbox(self, pod: Obj, *, hosts: str, resolv_conf: str) -> Container:
+        """Write the pod's files and start its pause sandbox (network `none`)."""
+        uid = str(pod["metadata"]["uid"])
+        etc = self.pod_dir(uid) / "etc"
+        etc.mkdir(parents=True, exist_ok=True)
+        hostname = pod_hostname(pod)
+        (etc / "hostname").write_text(hostname + "\n")
+        (etc / "hosts").write_text(hosts)
+        (etc / "resolv.conf").write_text(resolv_conf)
+        self.ensure_image(self.pause_image, "IfNotPresent")
+        container = self.client.containers.create(
+            self.pause_image,
+            name=docker_name(pod, SANDBOX_NAME, 0),
+            hostname=hostname,
+            network_mode="none",
+            labels=pod_labels(pod, SANDBOX_NAME, 0, self.node_name),
+            detach=True,
+        )
+        container.start()
+        container.reload()
+        return container
+
+    def sandbox_pid(self, sandbox: Container) -> int:
+        sandbox.reload()
+        return int(sandbox.attrs["State"]["Pid"])
+
+    def _mounts(self, pod: Obj, spec: Obj, prepared_volumes: Mapping[str, Path]) -> list[str]:
+        uid = str(pod["metadata"]["uid"])
+        sources: dict[str, Path] = dict(prepared_volumes)
+        for volume in pod.get("spec", {}).get("volumes") or []:
+            name = volume["name"]
+            if name in sources:
+                continue
+            if "emptyDir" in volume:
+                sources[name] = self.pod_dir(uid) / "volumes" / name
+                sources[name].mkdir(parents=True, exist_ok=True)
+                sources[name].chmod(0o777)  # as the kubelet: writable by any pod user
+            elif "hostPath" in volume:
+                sources[name] = _host_path(volume["hostPath"])
+        binds = []
+        targets = set()
+        for mount in spec.get("volumeMounts") or []:
+            if mount["name"] not in sources:
+                raise RuntimeFailure(
+                    "CreateContainerConfigError",
+                    f"volume {mount['name']!r} is not supported or not prepared",
+                )
+            source = sources[mount["name"]]
+            sub_path = mount.get("subPath")
+            if sub_path:
+                if Path(sub_path).is_absolute() or ".." in Path(sub_path).parts:
+                    raise RuntimeFailure(
+                        "CreateContainerConfigError", f"subPath {sub_path!r} must stay inside"
+                    )
+                source = source / sub_path
+                source.mkdir(parents=True, exist_ok=True)
+            mode = "ro" if mount.get("readOnly") else "rw"
+            binds.append(f"{source}:{mount['mountPath']}:{mode}")
+            targets.add(mount["mountPath"])
+        etc = self.pod_dir(uid) / "etc"
+        for name in ("hostname", "hosts", "resolv.conf"):
+            if f"/etc/{name}" not in targets:
+                binds.append(f"{etc / name}:/etc/{name}:rw")
+        return binds
+
+    def run_container(
+        self,
+        pod: Obj,
+        spec: Obj,
+        sandbox: Container,
+        *,
+        env: Mapping[str, str],
+        restart_count: int = 0,
+        prepared_volumes: Mapping[str, Path] | None = None,
+    ) -> Container:
+        """Create and start one of the pod's containers in the sandbox's network.
+
+        `env` is the resolved environment (see `resolve_env`); `$(VAR)` in command and
+        args expand against it. `prepared_volumes` maps volume names the agent
+        materialised itself (configMap, secret, ...) to host directories.
+        Raises RuntimeFailure with the Kubernetes reason when it cannot run.
+        """
+        image = spec["image"]
+        self.ensure_image(image, spec.get("imagePullPolicy"))
+        options: dict[str, Any] = {
+            "name": docker_name(pod, spec["name"], restart_count),
+            "network_mode": f"container:{sandbox.id}",
+            "labels": pod_labels(pod, spec["name"], restart_count, self.node_name),
+            "environment": dict(env),
+            "volumes": self._mounts(pod, spec, prepared_volumes or {}),
+            "detach": True,
+            "stdin_open": bool(spec.get("stdin")),
+            "tty": bool(spec.get("tty")),
+            **resource_limits(spec),
+            **security_options(pod, spec),
+        }
+        if spec.get("command"):
+            options["entrypoint"] = [expand(part, env) for part in spec["command"]]
+        if spec.get("args"):
+            options["command"] = [expand(part, env) for part in spec["args"]]
+        if spec.get("workingDir"):
+            options["working_dir"] = spec["workingDir"]
+        try:
+            container = self.client.containers.create(image, **options)
+        except docker.errors.APIError as error:
+            raise RuntimeFailure("CreateContainerError", str(error.explanation)) from error
+        try:
+            container.start()
+        except docker.errors.APIError as error:
+            raise RuntimeFailure("StartError", str(error.explanation)) from error
+        container.reload()
+        return container
+
+    def list_pod_containers(self) -> dict[str, list[Container]]:
+        """Every pod container of this node (running or not), by pod uid."""
+        pods: dict[str, list[Container]] = {}
+        labels = [LABEL_POD_UID, f"{LABEL_NODE_NAME}={self.node_name}"]
+        for container in self.client.containers.list(all=True, filters={"label": labels}):
+            pods.setdefault(container.labels[LABEL_POD_UID], []).append(container)
+        return pods
+
+    def stop(self, container: Container, grace_seconds: int) -> None:
+        """The image's stop signal (SIGTERM by default), SIGKILL after the grace period."""
+        with contextlib.suppress(docker.errors.NotFound):
+            container.stop(timeout=max(0, int(grace_seconds)))
+
+    def remove_pod(self, uid: str) -> None:
+        """Remove the pod's containers (any state) and its files, volumes included."""
+        for container in self.list_pod_containers().get(uid, []):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True, v=True)
+        shutil.rmtree(self.pod_dir(uid), ignore_errors=True)
+
+    def container_state(self, container: Container) -> Obj:
+        container.reload()
+        return state_from_docker(container.id, container.attrs["State"])
+
+    @overload
+    def logs(
+        self,
+        container: Container,
+        *,
+        follow: Literal[False] = False,
+        tail: int | None = None,
+        timestamps: bool = False,
+    ) -> bytes: ...
+
+    @overload
+    def logs(
+        self,
+        container: Container,
+        *,
+        follow: Literal[True],
+        tail: int | None = None,
+        timestamps: bool = False,
+    ) -> Iterator[bytes]: ...
+
+    def logs(
+        self,
+        container: Container,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        timestamps: bool = False,
+    ) -> bytes | Iterator[bytes]:
+        """stdout and stderr interleaved; with `follow`, an iterator of chunks that ends
+        when the container stops (iterate it in a thread)."""
+        return container.logs(
+            stdout=True,
+            stderr=True,
+            stream=follow,
+            follow=follow,
+            timestamps=timestamps,
+            tail="all" if tail is None else tail,
+        )
+
+    async def exec(
+        self, container: Container, command: list[str], *, stdin: bool = False, tty: bool = False
+    ) -> ExecSession:
+        """Start `command` in the container; returns its stream."""
+        created = await asyncio.to_thread(
+            self.client.api.exec_create,
+            container.id,
+            command,
+            stdin=stdin,
+            tty=tty,
+            stdout=True,
+            stderr=True,
+        )
+        exec_id = created["Id"]
+        reader, writer = await asyncio.open_unix_connection(self.docker_socket)
+        body = json.dumps({"Detach": False, "Tty": tty}).encode()
+        writer.write(
+            (
+                f"POST /exec/{exec_id}/start HTTP/1.1\r\nHost: docker\r\n"
+                "Content-Type: application/json\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body
+        )
+        await writer.drain()
+        status_line = (await reader.readline()).decode(errors="replace")
+        while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+            pass
+        if status_line.split()[1:2] not in (["101"], ["200"]):
+            writer.close()
+            raise RuntimeFailure("ExecError", f"exec start answered {status_line.strip()}")
+        return ExecSession(self.client, exec_id, reader, writer, tty)
+
+
+def _host_path(source: Obj) -> Path:
+    path = Path(source["path"])
+    kind = source.get("type") or ""
+    if kind == "DirectoryOrCreate":
+        path.mkdir(parents=True, exist_ok=True)
+    elif kind == "FileOrCreate":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(exist_ok=True)
+    elif kind == "Directory" and not path.is_dir():
+        raise RuntimeFailure("CreateContainerConfigError", f"hostPath {path} is not a directory")
+    elif kind == "File" and not path.is_file():
+        raise RuntimeFailure("CreateContainerConfigError", f"hostPath {path} is not a file")
+    return path
+
+
+class ExecSession:
+    """A running exec: read its output frames, write its stdin, learn its exit code."""
+
+    STDOUT = 1
+    STDERR = 2
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        exec_id: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        tty: bool,
+    ) -> None:
+        self._client = client
+        self.exec_id = exec_id
+        self._reader = reader
+        self._writer = writer
+        self._tty = tty
+
+    async def read(self) -> tuple[int, bytes] | None:
+        """The next output frame as (STDOUT or STDERR, data); None at the end."""
+        if self._tty:
+            data = await self._reader.read(65536)
+            return (self.STDOUT, data) if data else None
+        try:
+            header = await self._reader.readexactly(8)
+            # Docker's multiplexed stream: stream type, 3 zero bytes, big-endian size.
+            data = await self._reader.readexactly(int.from_bytes(header[4:8], "big"))
+        except asyncio.IncompleteReadError:
+            return None
+        return header[0], data
+
+    async def write(self, data: bytes) -> None:
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def close_stdin(self) -> None:
+        if self._writer.can_write_eof():
+            self._writer.write_eof()
+
+    async def resize(self, rows: int, columns: int) -> None:
+        await asyncio.to_thread(
+            self._client.api.exec_resize, self.exec_id, height=rows, width=columns
+        )
+
+    async def exit_code(self, timeout: float = 5.0) -> int | None:
+        """The command's exit code, waiting up to `timeout` for it to end; else None."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            info = await asyncio.to_thread(self._client.api.exec_inspect, self.exec_id)
+            if not info.get("Running"):
+                return int(info["ExitCode"])
+            if asyncio.get_running_loop().time() >= deadline:
+                return None
+            await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()

@@ -1,0 +1,3 @@
+from apiserver.server import main
+
+main()

@@ -1,0 +1,879 @@
+"""The registry: one create/update/patch/delete/watch path for every resource.
+
+Each verb reads the current object, lets the kind's strategy (defaults, validation,
+status/spec split, generation, Service claims) shape the new one, and writes it with a
+compare-and-swap transaction on the key's revision; a lost race retries from the read,
+a stale client resourceVersion is a 409. Kind-specific behaviour lives in the small
+strategy tables below, not in the HTTP handlers.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import yaml
+
+from apiserver import allocators, patch, schema
+from apiserver.errors import (
+    ApiError,
+    already_exists,
+    bad_request,
+    conflict,
+    gone,
+    invalid,
+    not_found,
+    unavailable,
+)
+from apiserver.selectors import FieldRequirement, parse_field_selector
+from apiserver.storage import Absent, AtRevision, Compare, Expired, Store, Unavailable
+from minikube_py.api import defaults, labels, validation
+from minikube_py.api.resources import BY_KIND, Resource
+from minikube_py.api.types import Obj
+
+MAX_RETRIES = 16
+# Kinds whose `status` is written only through the status subresource.
+STATUS_SPLIT = {r.kind for r in BY_KIND.values() if "status" in r.subresources} - {"Namespace"}
+# Kinds where PUT of a missing object creates it (kube's AllowCreateOnUpdate).
+CREATE_ON_UPDATE = {"Endpoints", "Lease", "EndpointSlice", "Event"}
+
+
+def now_rfc3339(at: datetime | None = None) -> str:
+    return (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class WriteOptions:
+    dry_run: bool = False
+    field_manager: str = ""
+    field_validation: str = "Strict"  # Strict, Warn, Ignore
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ClusterConfig:
+    service_cidr: str = "10.96.0.0/16"
+    node_port_range: tuple[int, int] = (30000, 32767)
+
+
+class Registry:
+    def __init__(self, store: Store, config: ClusterConfig | None = None) -> None:
+        import ipaddress
+
+        self.store = store
+        self.config = config or ClusterConfig()
+        self.ranges = allocators.Ranges(
+            ipaddress.IPv4Network(self.config.service_cidr), self.config.node_port_range
+        )
+        self._rng = random.Random()
+
+    # ------------------------------------------------------------------ keys
+
+    @staticmethod
+    def key(res: Resource, namespace: str, name: str) -> str:
+        if res.namespaced:
+            return f"/registry/{res.plural}/{namespace}/{name}"
+        return f"/registry/{res.plural}/{name}"
+
+    @staticmethod
+    def prefix(res: Resource, namespace: str) -> str:
+        if res.namespaced and namespace:
+            return f"/registry/{res.plural}/{namespace}/"
+        return f"/registry/{res.plural}/"
+
+    # ------------------------------------------------------------------ reads
+
+    async def get(self, res: Resource, namespace: str, name: str) -> Obj:
+        entry = await _guard(self.store.get(self.key(res, namespace, name)))
+        if entry is None:
+            raise not_found(res, name)
+        return _with_type(res, entry.value)
+
+    async def list_objects(
+        self,
+        res: Resource,
+        namespace: str,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> tuple[list[Obj], int]:
+        lsel = _parse_labels(label_selector)
+        fsel = parse_field_selector(res.kind, field_selector)
+        entries, revision = await _guard(self.store.list(self.prefix(res, namespace)))
+        items = [_with_type(res, e.value) for e in entries if _selected(e.value, lsel, fsel)]
+        return items, revision
+
+    async def watch(
+        self,
+        res: Resource,
+        namespace: str,
+        resource_version: str,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> AsyncIterator[tuple[str, Obj]]:
+        """(type, object) pairs. An empty or "0" resourceVersion starts with ADDED for
+        every current object, as kube-apiserver does; a compacted one raises 410."""
+        lsel = _parse_labels(label_selector)
+        fsel = parse_field_selector(res.kind, field_selector)
+        if resource_version in ("", "0"):
+            items, revision = await self.list_objects(
+                res, namespace, label_selector, field_selector
+            )
+            for item in items:
+                yield "ADDED", item
+        else:
+            try:
+                revision = int(resource_version)
+            except ValueError as e:
+                raise bad_request(f"invalid resource version: {resource_version}") from e
+        try:
+            async for ev in self.store.watch(self.prefix(res, namespace), revision):
+                if (
+                    res.namespaced
+                    and namespace
+                    and not ev.key.startswith(self.prefix(res, namespace))
+                ):
+                    continue
+                obj = _with_type(res, ev.value)
+                now_in = _selected(obj, lsel, fsel)
+                if ev.type == "MODIFIED" and (lsel or fsel):
+                    was_in = ev.prev is not None and _selected(ev.prev, lsel, fsel)
+                    if now_in and not was_in:
+                        yield "ADDED", obj
+                    elif was_in and not now_in:
+                        yield "DELETED", obj
+                    elif now_in:
+                        yield "MODIFIED", obj
+                elif now_in:
+                    yield ev.type, obj
+        except Expired as e:
+            raise gone(f"too old resource version: {revision} ({e})") from e
+        except Unavailable as e:
+            raise unavailable(str(e)) from e
+
+    # ------------------------------------------------------------------ create
+
+    async def create(
+        self, res: Resource, namespace: str, body: Obj, opts: WriteOptions, applied: bool = False
+    ) -> Obj:
+        """`applied`: the body comes from server-side apply and already carries its
+        managedFields."""
+        obj = self._decode_body(res, namespace, body, opts)
+        md = obj["metadata"]
+        if not md.get("name"):
+            if not md.get("generateName"):
+                raise invalid(
+                    res,
+                    "",
+                    f'{res.kind} "" is invalid: metadata.name: Required value: name or '
+                    "generateName is required",
+                    [
+                        {
+                            "reason": "FieldValueRequired",
+                            "message": "Required value: name or generateName is required",
+                            "field": "metadata.name",
+                        }
+                    ],
+                )
+            md["name"] = md["generateName"] + uuid.uuid4().hex[:5]
+        if res.namespaced:
+            await self._check_namespace_open(md["namespace"])
+        for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
+            md.pop(k, None)
+        md["uid"] = str(uuid.uuid4())
+        md["creationTimestamp"] = now_rfc3339()
+        md["generation"] = 1
+        _prepare_create(res.kind, obj)
+        defaults.apply_defaults(res.kind, obj)
+        self._validate(res, obj, None)
+        if not applied:
+            obj = patch.record_update(
+                None,
+                obj,
+                opts.field_manager or "unknown",
+                now_rfc3339(),
+                schema.schema_for(res.kind),
+            )
+        return await self._insert(res, obj, opts)
+
+    async def _insert(self, res: Resource, obj: Obj, opts: WriteOptions) -> Obj:
+        key = self.key(res, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        for _ in range(MAX_RETRIES):
+            claims, releases, compares = await self._claims(res, obj, None)
+            if opts.dry_run:
+                return _with_type(res, obj)
+            result = await _guard(
+                self.store.txn([Absent(key), *compares], [(key, obj), *claims], releases)
+            )
+            if result.succeeded:
+                obj["metadata"]["resourceVersion"] = str(result.revision)
+                return _with_type(res, obj)
+            if await _guard(self.store.get(key)) is not None:
+                raise already_exists(res, obj["metadata"]["name"])
+            await self._explicit_claims_free(res, obj, None)
+        raise conflict(res, obj["metadata"]["name"], "too many concurrent allocations")
+
+    # ------------------------------------------------------------------ update
+
+    async def update(
+        self,
+        res: Resource,
+        namespace: str,
+        name: str,
+        body: Obj,
+        opts: WriteOptions,
+        subresource: str = "",
+    ) -> Obj:
+        new_body = self._decode_body(res, namespace, body, opts)
+        if new_body["metadata"].get("name", name) != name:
+            raise bad_request(
+                f"the name of the object ({new_body['metadata']['name']}) does not match "
+                f"the name on the URL ({name})"
+            )
+        new_body["metadata"]["name"] = name
+        wanted_rv = new_body["metadata"].get("resourceVersion", "")
+
+        def mutate(current: Obj | None) -> Obj:
+            if current is None:
+                if res.kind in CREATE_ON_UPDATE and not subresource:
+                    return new_body
+                raise not_found(res, name)
+            if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
+                raise conflict(
+                    res,
+                    name,
+                    "the object has been modified; please apply your changes to "
+                    "the latest version and try again",
+                )
+            return copy.deepcopy(new_body)
+
+        return await self._write(res, namespace, name, mutate, opts, subresource)
+
+    async def patch(
+        self,
+        res: Resource,
+        namespace: str,
+        name: str,
+        content_type: str,
+        raw: bytes,
+        opts: WriteOptions,
+        subresource: str = "",
+        force: bool = False,
+    ) -> Obj:
+        kind_schema = schema.schema_for(res.kind)
+        is_apply = content_type == "application/apply-patch+yaml"
+        try:
+            doc = yaml.safe_load(raw) if is_apply else json.loads(raw)
+        except (ValueError, yaml.YAMLError) as e:
+            raise bad_request(f"error decoding patch: {e}") from e
+        if is_apply and not opts.field_manager:
+            raise bad_request(
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: '
+                "Required value: is required for apply patch"
+            )
+
+        def mutate(current: Obj | None) -> Obj:
+            try:
+                if current is None:
+                    if not is_apply:
+                        raise not_found(res, name)
+                    applied = self._decode_body(res, namespace, doc, opts)
+                    return patch.server_side_apply(
+                        None, applied, opts.field_manager, force, kind_schema, now_rfc3339()
+                    )
+                if content_type == "application/json-patch+json":
+                    if not isinstance(doc, list):
+                        raise bad_request("json patch must be a list of operations")
+                    return patch.json_patch(current, doc)
+                if content_type == "application/merge-patch+json":
+                    return patch.merge_patch(current, _require_map(doc))
+                if content_type == "application/strategic-merge-patch+json":
+                    return patch.strategic_merge_patch(current, _require_map(doc), kind_schema)
+                if is_apply:
+                    applied = self._decode_body(res, namespace, _require_map(doc), opts)
+                    return patch.server_side_apply(
+                        current, applied, opts.field_manager, force, kind_schema, now_rfc3339()
+                    )
+            except patch.ApplyConflict as e:
+                raise _apply_conflict_error(res, name, e) from e
+            except patch.PatchError as e:
+                raise ApiError(422, "Invalid", str(e)) from e
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown "
+                f"format - accepted media types include: application/json-patch+json, "
+                f"application/merge-patch+json, application/apply-patch+yaml, "
+                f"application/strategic-merge-patch+json (got {content_type})",
+            )
+
+        if not is_apply and content_type != "application/json-patch+json":
+            self._check_fields(res, _require_map(doc), opts, partial=True)
+        return await self._write(
+            res, namespace, name, mutate, opts, subresource, create_ok=is_apply, applied=is_apply
+        )
+
+    async def _write(
+        self,
+        res: Resource,
+        namespace: str,
+        name: str,
+        mutate: Callable[[Obj | None], Obj],
+        opts: WriteOptions,
+        subresource: str = "",
+        create_ok: bool = False,
+        applied: bool = False,
+    ) -> Obj:
+        """Read-modify-write with CAS; `mutate` builds the wanted object from the
+        current one (None when absent)."""
+        key = self.key(res, namespace, name)
+        for _ in range(MAX_RETRIES):
+            entry = await _guard(self.store.get(key))
+            current = _with_type(res, entry.value) if entry else None
+            wanted = mutate(copy.deepcopy(current) if current else None)
+            if current is None:
+                if not (create_ok or res.kind in CREATE_ON_UPDATE):
+                    raise not_found(res, name)
+                wanted.setdefault("metadata", {})["name"] = name
+                if res.namespaced:
+                    wanted["metadata"]["namespace"] = namespace
+                return await self.create(res, namespace, wanted, opts, applied=applied)
+            new = self._prepare_update(res, wanted, current, subresource)
+            defaults.apply_defaults(res.kind, new)
+            self._validate(res, new, current)
+            if not applied:
+                new = patch.record_update(
+                    current,
+                    new,
+                    opts.field_manager or "unknown",
+                    now_rfc3339(),
+                    schema.schema_for(res.kind),
+                )
+            if _same(new, current):
+                return current  # no-op writes don't bump resourceVersion, as in kube
+            finishing = _finalized(res.kind, new)
+            claims, releases, compares = await self._claims(
+                res, None if finishing else new, current
+            )
+            if opts.dry_run:
+                return new
+            cmp: list[Compare] = [AtRevision(key, entry.revision), *compares] if entry else []
+            if finishing:
+                result = await _guard(self.store.txn(cmp, claims, [key, *releases]))
+            else:
+                result = await _guard(self.store.txn(cmp, [(key, new), *claims], releases))
+            if result.succeeded:
+                new["metadata"]["resourceVersion"] = str(result.revision)
+                return new
+            await self._explicit_claims_free(res, new, current)
+        raise conflict(res, name, "too many concurrent writes, try again")
+
+    def _prepare_update(self, res: Resource, new: Obj, old: Obj, subresource: str) -> Obj:
+        md, old_md = new.setdefault("metadata", {}), old["metadata"]
+        for k in (
+            "uid",
+            "creationTimestamp",
+            "namespace",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "resourceVersion",
+        ):
+            if k in old_md:
+                md[k] = old_md[k]
+            else:
+                md.pop(k, None)
+        new["apiVersion"], new["kind"] = res.api_version, res.kind
+        if subresource == "status":
+            merged = copy.deepcopy(old)
+            merged["status"] = new.get("status", {})
+            return merged
+        if subresource == "finalize":  # Namespace: only spec.finalizers changes
+            merged = copy.deepcopy(old)
+            merged.setdefault("spec", {})["finalizers"] = new.get("spec", {}).get("finalizers")
+            return merged
+        if res.kind in STATUS_SPLIT:
+            if "status" in old:
+                new["status"] = old["status"]
+            else:
+                new.pop("status", None)
+        if new.get("spec") != old.get("spec"):
+            md["generation"] = int(old_md.get("generation", 1)) + 1
+        return new
+
+    # ------------------------------------------------------------------ delete
+
+    async def delete(
+        self, res: Resource, namespace: str, name: str, options: Obj | None = None
+    ) -> Obj:
+        opts = options or {}
+        grace = opts.get("gracePeriodSeconds")
+        policy = opts.get("propagationPolicy")
+        if policy is None and opts.get("orphanDependents") is True:
+            policy = "Orphan"
+        preconditions = opts.get("preconditions") or {}
+        dry_run = bool(opts.get("dryRun"))
+        key = self.key(res, namespace, name)
+        for _ in range(MAX_RETRIES):
+            entry = await _guard(self.store.get(key))
+            if entry is None:
+                raise not_found(res, name)
+            obj = _with_type(res, entry.value)
+            md = obj["metadata"]
+            if preconditions.get("uid") and preconditions["uid"] != md.get("uid"):
+                raise conflict(
+                    res,
+                    name,
+                    f"Precondition failed: UID in precondition: "
+                    f"{preconditions['uid']}, UID in object meta: {md.get('uid')}",
+                )
+            if (
+                preconditions.get("resourceVersion")
+                and preconditions["resourceVersion"] != md["resourceVersion"]
+            ):
+                raise conflict(
+                    res,
+                    name,
+                    "Precondition failed: ResourceVersion in "
+                    f"precondition: {preconditions['resourceVersion']}, "
+                    f"ResourceVersion in object meta: {md['resourceVersion']}",
+                )
+            finalizers = list(md.get("finalizers") or [])
+            if policy == "Foreground" and "foregroundDeletion" not in finalizers:
+                finalizers.append("foregroundDeletion")
+            if policy == "Orphan" and "orphan" not in finalizers:
+                finalizers.append("orphan")
+            wait_seconds = _graceful_seconds(res.kind, obj, grace)
+            ns_pending = res.kind == "Namespace" and (obj.get("spec", {}).get("finalizers"))
+            if finalizers or wait_seconds or ns_pending:
+                updated = copy.deepcopy(obj)
+                umd = updated["metadata"]
+                if finalizers:
+                    umd["finalizers"] = finalizers
+                if "deletionTimestamp" not in umd or (
+                    wait_seconds is not None
+                    and wait_seconds < int(umd.get("deletionGracePeriodSeconds") or 0)
+                ):
+                    at = datetime.now(UTC) + timedelta(seconds=wait_seconds or 0)
+                    umd["deletionTimestamp"] = now_rfc3339(at)
+                    umd["deletionGracePeriodSeconds"] = wait_seconds or 0
+                    if res.kind in ("Deployment", "ReplicaSet", "StatefulSet"):
+                        umd["generation"] = int(umd.get("generation", 1)) + 1
+                if res.kind == "Namespace":
+                    updated.setdefault("status", {})["phase"] = "Terminating"
+                if updated == obj or dry_run:
+                    return obj
+                result = await _guard(
+                    self.store.txn([AtRevision(key, entry.revision)], [(key, updated)])
+                )
+                if result.succeeded:
+                    umd["resourceVersion"] = str(result.revision)
+                    return updated
+                continue
+            if dry_run:
+                return obj
+            releases = sorted(allocators.claimed_keys(obj)) if res.kind == "Service" else []
+            result = await _guard(
+                self.store.txn([AtRevision(key, entry.revision)], [], [key, *releases])
+            )
+            if result.succeeded:
+                return obj
+        raise conflict(res, name, "too many concurrent writes, try again")
+
+    async def delete_collection(
+        self,
+        res: Resource,
+        namespace: str,
+        label_selector: str,
+        field_selector: str,
+        options: Obj | None,
+    ) -> list[Obj]:
+        items, _ = await self.list_objects(res, namespace, label_selector, field_selector)
+        deleted = []
+        for item in items:
+            try:
+                deleted.append(
+                    await self.delete(
+                        res,
+                        item["metadata"].get("namespace", ""),
+                        item["metadata"]["name"],
+                        options,
+                    )
+                )
+            except ApiError as e:
+                if e.code != 404:
+                    raise
+        return deleted
+
+    # ------------------------------------------------------------------ subresources
+
+    async def bind(self, namespace: str, name: str, binding: Obj, opts: WriteOptions) -> Obj:
+        res = BY_KIND["Pod"]
+        target = (binding.get("target") or {}).get("name")
+        if not target:
+            raise invalid(
+                res,
+                name,
+                f'Binding "{name}" is invalid: target.name: Required value',
+                [
+                    {
+                        "reason": "FieldValueRequired",
+                        "message": "Required value",
+                        "field": "target.name",
+                    }
+                ],
+            )
+
+        def mutate(current: Obj | None) -> Obj:
+            assert current is not None
+            if current["metadata"].get("deletionTimestamp"):
+                raise conflict(res, name, "pod is being deleted, cannot be assigned to a host")
+            node = current.get("spec", {}).get("nodeName")
+            if node:
+                raise conflict(res, name, f'pod {name} is already assigned to node "{node}"')
+            current["spec"]["nodeName"] = target
+            conds = [
+                c
+                for c in current.get("status", {}).get("conditions", [])
+                if c.get("type") != "PodScheduled"
+            ]
+            conds.append(
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": now_rfc3339(),
+                }
+            )
+            current.setdefault("status", {})["conditions"] = conds
+            return current
+
+        # binding writes spec.nodeName and a status condition, beyond the spec/status split
+        return await self._write(res, namespace, name, mutate, opts, subresource="binding")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _decode_body(self, res: Resource, namespace: str, body: Obj, opts: WriteOptions) -> Obj:
+        if not isinstance(body, dict):
+            raise bad_request(
+                f"the body of the request must be a JSON object, got {type(body).__name__}"
+            )
+        kind = body.get("kind")
+        if kind and kind != res.kind:
+            raise bad_request(
+                f"the API version in the data ({body.get('apiVersion')}) does not match the "
+                f"expected API version ({res.api_version}) or the kind ({kind}) does not "
+                f"match {res.kind}"
+            )
+        api_version = body.get("apiVersion")
+        if api_version and api_version != res.api_version:
+            raise bad_request(
+                f"the API version in the data ({api_version}) does not match the expected "
+                f"API version ({res.api_version})"
+            )
+        self._check_fields(res, body, opts, partial=False)
+        obj = copy.deepcopy(body)
+        obj["apiVersion"], obj["kind"] = res.api_version, res.kind
+        md = obj.setdefault("metadata", {})
+        if not isinstance(md, dict):
+            raise bad_request("metadata must be an object")
+        if res.namespaced:
+            body_ns = md.get("namespace")
+            if body_ns and namespace and body_ns != namespace:
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent "
+                    "on the request"
+                )
+            md["namespace"] = namespace or body_ns or "default"
+        else:
+            md.pop("namespace", None)
+        return obj
+
+    def _check_fields(self, res: Resource, body: Obj, opts: WriteOptions, partial: bool) -> None:
+        if opts.field_validation == "Ignore":
+            return
+        unknown = schema.unknown_fields(res.kind, body)
+        if not unknown:
+            return
+        if opts.field_validation == "Strict":
+            detail = ", ".join(f'unknown field "{u}"' for u in unknown)
+            raise bad_request(f"strict decoding error: {detail}")
+        opts.warnings.extend(f'unknown field "{u}"' for u in unknown)
+
+    def _validate(self, res: Resource, obj: Obj, old: Obj | None) -> None:
+        errors = validation.validate(
+            res.kind, obj, old, node_port_range=self.config.node_port_range
+        )
+        if errors:
+            name = obj["metadata"].get("name", "")
+            raise invalid(
+                res,
+                name,
+                validation.status_message(res.kind, name, errors),
+                [{"reason": e.reason, "message": e.message, "field": e.field} for e in errors],
+            )
+
+    async def _check_namespace_open(self, namespace: str) -> None:
+        ns_res = BY_KIND["Namespace"]
+        entry = await _guard(self.store.get(self.key(ns_res, "", namespace)))
+        if entry is None:
+            raise not_found(ns_res, namespace)
+        if entry.value["metadata"].get("deletionTimestamp"):
+            raise ApiError(
+                403,
+                "Forbidden",
+                f"unable to create new content in namespace {namespace} "
+                "because it is being terminated",
+                {
+                    "name": namespace,
+                    "kind": "namespaces",
+                    "causes": [
+                        {
+                            "reason": "NamespaceTerminating",
+                            "message": f"namespace {namespace} is being terminated",
+                            "field": "metadata.namespace",
+                        }
+                    ],
+                },
+            )
+
+    async def _claims(
+        self, res: Resource, new: Obj | None, old: Obj | None
+    ) -> tuple[list[tuple[str, Obj]], list[str], list[Compare]]:
+        """Claims a Service write must take and release. Fills in allocated values on
+        `new` (clusterIP, nodePorts); explicit ones are checked against the range."""
+        if res.kind != "Service":
+            return [], [], []
+        old_keys = allocators.claimed_keys(old) if old else set()
+        if new is not None:
+            await self._allocate(res, new, old)
+        new_keys = allocators.claimed_keys(new) if new else set()
+        owner = {
+            "service": f"{(new or old or {}).get('metadata', {}).get('namespace')}/"
+            f"{(new or old or {}).get('metadata', {}).get('name')}"
+        }
+        added = sorted(new_keys - old_keys)
+        return (
+            [(k, owner) for k in added],
+            sorted(old_keys - new_keys),
+            [Absent(k) for k in added],
+        )
+
+    async def _allocate(self, res: Resource, svc: Obj, old: Obj | None) -> None:
+        spec = svc.setdefault("spec", {})
+        name = svc["metadata"]["name"]
+        old_spec = (old or {}).get("spec", {})
+        if allocators.needs_cluster_ip(svc):
+            ip = spec.get("clusterIP") or old_spec.get("clusterIP")
+            if ip in (None, "", "None"):
+                taken = await self._taken(allocators.IP_PREFIX)
+                ip = allocators.pick_ip(self.ranges, taken, self._rng)
+                if ip is None:
+                    raise _alloc_error(
+                        res,
+                        name,
+                        "spec.clusterIPs",
+                        "[]",
+                        "failed to allocate a serviceIP: range is full",
+                    )
+            elif not self.ranges.ip_in_range(ip):
+                raise _alloc_error(
+                    res,
+                    name,
+                    "spec.clusterIPs",
+                    f'[]string{{"{ip}"}}',
+                    f"failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid "
+                    f"range. The range of valid IPs is {self.config.service_cidr}",
+                )
+            spec["clusterIP"], spec["clusterIPs"] = ip, [ip]
+        elif spec.get("type") == "ExternalName":
+            spec.pop("clusterIP", None)
+            spec.pop("clusterIPs", None)
+        if allocators.needs_node_ports(svc):
+            old_ports = {
+                (p.get("port"), p.get("protocol")): p.get("nodePort")
+                for p in old_spec.get("ports") or []
+            }
+            taken_ports: set[int] | None = None
+            for i, p in enumerate(spec.get("ports") or []):
+                if not p.get("nodePort"):
+                    p["nodePort"] = old_ports.get((p.get("port"), p.get("protocol")))
+                if not p.get("nodePort"):
+                    if taken_ports is None:
+                        taken_ports = {int(k) for k in await self._taken(allocators.PORT_PREFIX)}
+                        taken_ports |= {q["nodePort"] for q in spec["ports"] if q.get("nodePort")}
+                    port = allocators.pick_port(self.ranges, taken_ports, self._rng)
+                    if port is None:
+                        raise _alloc_error(
+                            res,
+                            name,
+                            f"spec.ports[{i}].nodePort",
+                            "0",
+                            "failed to allocate a nodePort: range is full",
+                        )
+                    p["nodePort"] = port
+                    taken_ports.add(port)
+        else:
+            for p in spec.get("ports") or []:
+                p.pop("nodePort", None)
+
+    async def _taken(self, prefix: str) -> set[str]:
+        entries, _ = await _guard(self.store.list(prefix))
+        return {e.key[len(prefix) :] for e in entries}
+
+    async def _explicit_claims_free(self, res: Resource, new: Obj, old: Obj | None) -> None:
+        """After a failed txn: if a claim the write wanted is held by another Service,
+        the user asked for a taken value; say so instead of retrying."""
+        if res.kind != "Service":
+            return
+        name = new["metadata"]["name"]
+        mine = f"{new['metadata'].get('namespace')}/{name}"
+        old_keys = allocators.claimed_keys(old) if old else set()
+        for key in sorted(allocators.claimed_keys(new) - old_keys):
+            held = await _guard(self.store.get(key))
+            if held is None or held.value.get("service") == mine:
+                continue
+            value = key.rsplit("/", 1)[1]
+            if key.startswith(allocators.IP_PREFIX):
+                raise _alloc_error(
+                    res,
+                    name,
+                    "spec.clusterIPs",
+                    f'[]string{{"{value}"}}',
+                    f"failed to allocate IP {value}: provided IP is already allocated",
+                )
+            idx = next(
+                i for i, p in enumerate(new["spec"]["ports"]) if str(p.get("nodePort")) == value
+            )
+            raise _alloc_error(
+                res,
+                name,
+                f"spec.ports[{idx}].nodePort",
+                value,
+                "provided port is already allocated",
+            )
+        # the values were picked at random and lost a race: clear them and pick again
+        if new["spec"].get("clusterIP") not in (None, "None") and not (old or {}).get(
+            "spec", {}
+        ).get("clusterIP"):
+            new["spec"].pop("clusterIP", None)
+            new["spec"].pop("clusterIPs", None)
+
+
+def _alloc_error(res: Resource, name: str, fld: str, value: str, detail: str) -> ApiError:
+    msg = f"Invalid value: {value}: {detail}"
+    return invalid(
+        res,
+        name,
+        f'{res.kind} "{name}" is invalid: {fld}: {msg}',
+        [{"reason": "FieldValueInvalid", "message": msg, "field": fld}],
+    )
+
+
+def _apply_conflict_error(res: Resource, name: str, e: patch.ApplyConflict) -> ApiError:
+    n = len(e.conflicts)
+    lines = "\n".join(f'- conflict with "{m}": {f}' for m, f in e.conflicts)
+    msg = f"Apply failed with {n} conflict{'s' if n != 1 else ''}: " + (
+        lines if n > 1 else lines.removeprefix("- ")
+    )
+    return ApiError(
+        409,
+        "Conflict",
+        msg,
+        {
+            "name": name,
+            "group": res.group,
+            "kind": res.plural,
+            "causes": [
+                {"reason": "FieldManagerConflict", "message": f'conflict with "{m}"', "field": f}
+                for m, f in e.conflicts
+            ],
+        },
+    )
+
+
+def _prepare_create(kind: str, obj: Obj) -> None:
+    if kind == "Pod":
+        obj["status"] = {"phase": "Pending"}
+    elif kind in ("Deployment", "ReplicaSet", "StatefulSet"):
+        obj["status"] = {}
+    elif kind == "Service":
+        obj["status"] = {"loadBalancer": {}}
+    elif kind == "Namespace":
+        obj["status"] = {"phase": "Active"}
+
+
+def _graceful_seconds(kind: str, obj: Obj, requested: int | None) -> int | None:
+    """Seconds a deletion waits for the node to stop the pod; None = delete now. Only
+    pods bound to a node and not finished are deleted gracefully (kube's pod strategy)."""
+    if kind != "Pod":
+        return None
+    if not obj.get("spec", {}).get("nodeName"):
+        return None
+    if obj.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+        return None
+    grace = requested
+    if grace is None:
+        grace = obj["spec"].get("terminationGracePeriodSeconds", 30)
+    return int(grace) if grace and int(grace) > 0 else None
+
+
+def _finalized(kind: str, obj: Obj) -> bool:
+    """An object marked for deletion whose last finalizer is gone is removed."""
+    md = obj.get("metadata", {})
+    if not md.get("deletionTimestamp") or md.get("finalizers"):
+        return False
+    if kind == "Namespace":
+        return not obj.get("spec", {}).get("finalizers")
+    if kind == "Pod":
+        # a pod is removed by its node (delete with grace 0), not by a metadata update
+        return not obj.get("spec", {}).get("nodeName")
+    return True
+
+
+def _same(a: Obj, b: Obj) -> bool:
+    def strip(o: Obj) -> Obj:
+        md = {
+            k: v
+            for k, v in o.get("metadata", {}).items()
+            if k not in ("resourceVersion", "managedFields")
+        }
+        return {**o, "metadata": md}
+
+    return strip(a) == strip(b)
+
+
+def _with_type(res: Resource, obj: Obj) -> Obj:
+    obj["apiVersion"], obj["kind"] = res.api_version, res.kind
+    return obj
+
+
+def _require_map(doc: Any) -> Obj:
+    if not isinstance(doc, dict):
+        raise bad_request("the patch must be a JSON/YAML object")
+    return doc
+
+
+def _parse_labels(text: str) -> labels.Selector:
+    try:
+        return labels.parse(text)
+    except labels.SelectorError as e:
+        raise bad_request(f"unable to parse requirement: {e}") from e
+
+
+def _selected(obj: Obj, lsel: labels.Selector, fsel: list[FieldRequirement]) -> bool:
+    return labels.matches(lsel, obj.get("metadata", {}).get("labels")) and all(
+        f.matches(obj) for f in fsel
+    )
+
+
+async def _guard(awaitable: Any) -> Any:
+    try:
+        return await awaitable
+    except Unavailable as e:
+        raise unavailable(str(e)) from e

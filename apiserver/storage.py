@@ -1,0 +1,356 @@
+"""Object storage: etcd for real clusters, an in-memory twin for unit tests.
+
+Both implement one small interface built around a single primitive, `txn`: compare a few
+keys' revisions, then put and delete atomically. Create, update, delete and the
+allocators (a Service and its ClusterIP claim written in one transaction) are all
+expressed with it, so the two stores share every semantic that matters:
+`resourceVersion` is the etcd mod_revision of the object's key, a list reports the
+revision it read at, and a watch replays every change after a revision or fails with
+`Expired` once that revision is compacted away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aetcd
+import aetcd.exceptions
+
+from minikube_py.api.types import Obj
+
+
+class StoreError(Exception):
+    pass
+
+
+class Unavailable(StoreError):
+    """The store cannot be reached: the apiserver answers 503 and retries later."""
+
+
+class Expired(StoreError):
+    """The requested revision has been compacted: 410 Gone."""
+
+
+@dataclass(frozen=True)
+class Absent:
+    """Compare: the key does not exist."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class AtRevision:
+    """Compare: the key exists with exactly this mod_revision."""
+
+    key: str
+    revision: int
+
+
+Compare = Absent | AtRevision
+
+
+@dataclass
+class Entry:
+    key: str
+    value: Obj
+    revision: int  # mod_revision
+
+
+@dataclass
+class WatchEvent:
+    type: str  # ADDED, MODIFIED, DELETED
+    key: str
+    value: Obj
+    revision: int
+    prev: Obj | None = None  # the object before a MODIFIED, for selector transitions
+
+
+@dataclass
+class TxnResult:
+    succeeded: bool
+    revision: int  # the store revision after the transaction (or at the failed compare)
+
+
+class Store(Protocol):
+    async def get(self, key: str) -> Entry | None: ...
+
+    async def list(self, prefix: str) -> tuple[list[Entry], int]: ...
+
+    async def txn(
+        self,
+        compares: Sequence[Compare],
+        puts: Sequence[tuple[str, Obj]] = (),
+        deletes: Sequence[str] = (),
+    ) -> TxnResult: ...
+
+    def watch(self, prefix: str, after_revision: int) -> AsyncIterator[WatchEvent]: ...
+
+    async def compact(self, revision: int) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def with_revision(value: Obj, revision: int) -> Obj:
+    """Stamp the object's resourceVersion (never stored, derived from the revision)."""
+    value.setdefault("metadata", {})["resourceVersion"] = str(revision)
+    return value
+
+
+def encode(value: Obj) -> bytes:
+    md = value.get("metadata")
+    if md and "resourceVersion" in md:
+        value = {**value, "metadata": {k: v for k, v in md.items() if k != "resourceVersion"}}
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def decode(raw: bytes, revision: int) -> Obj:
+    return with_revision(json.loads(raw), revision)
+
+
+# --------------------------------------------------------------------------- memory
+
+
+@dataclass
+class _Versioned:
+    raw: bytes
+    revision: int
+
+
+@dataclass
+class MemoryStore:
+    """Same contract as etcd, kept in a dict with a log of changes for watches."""
+
+    history_limit: int = 100_000
+    _data: dict[str, _Versioned] = field(default_factory=dict)
+    _log: list[tuple[int, str, str, bytes, bytes | None]] = field(default_factory=list)
+    _revision: int = 1
+    _compacted: int = 0
+    _changed: asyncio.Condition | None = None
+
+    def _cond(self) -> asyncio.Condition:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    async def get(self, key: str) -> Entry | None:
+        v = self._data.get(key)
+        return Entry(key, decode(v.raw, v.revision), v.revision) if v else None
+
+    async def list(self, prefix: str) -> tuple[list[Entry], int]:
+        entries = [
+            Entry(k, decode(v.raw, v.revision), v.revision)
+            for k, v in sorted(self._data.items())
+            if k.startswith(prefix)
+        ]
+        return entries, self._revision
+
+    async def txn(
+        self,
+        compares: Sequence[Compare],
+        puts: Sequence[tuple[str, Obj]] = (),
+        deletes: Sequence[str] = (),
+    ) -> TxnResult:
+        for c in compares:
+            cur = self._data.get(c.key)
+            ok = cur is None if isinstance(c, Absent) else (cur and cur.revision == c.revision)
+            if not ok:
+                return TxnResult(False, self._revision)
+        if not puts and not deletes:
+            return TxnResult(True, self._revision)
+        self._revision += 1
+        rev = self._revision
+        for key, value in puts:
+            raw = encode(value)
+            prev = self._data.get(key)
+            kind = "MODIFIED" if prev else "ADDED"
+            self._data[key] = _Versioned(raw, rev)
+            self._log.append((rev, kind, key, raw, prev.raw if prev else None))
+        for key in deletes:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._log.append((rev, "DELETED", key, old.raw, None))
+        if len(self._log) > self.history_limit:
+            drop = len(self._log) - self.history_limit
+            self._compacted = max(self._compacted, self._log[drop - 1][0])
+            del self._log[:drop]
+        cond = self._cond()
+        async with cond:
+            cond.notify_all()
+        return TxnResult(True, rev)
+
+    async def watch(self, prefix: str, after_revision: int) -> AsyncIterator[WatchEvent]:
+        if after_revision < self._compacted:
+            raise Expired(f"revision {after_revision} compacted (at {self._compacted})")
+        seen = after_revision
+        cond = self._cond()
+        while True:
+            if seen < self._compacted:
+                raise Expired(f"revision {seen} compacted (at {self._compacted})")
+            pending = [e for e in self._log if e[0] > seen]
+            for rev, kind, key, raw, prev in pending:
+                seen = rev
+                if key.startswith(prefix):
+                    old = json.loads(prev) if prev else None
+                    yield WatchEvent(kind, key, decode(raw, rev), rev, old)
+            async with cond:
+                if not any(e[0] > seen for e in self._log[-1:]):
+                    await cond.wait()
+
+    async def compact(self, revision: int) -> None:
+        self._compacted = max(self._compacted, revision)
+        self._log = [e for e in self._log if e[0] > revision]
+
+    async def close(self) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------- etcd
+
+_UNAVAILABLE = (
+    aetcd.exceptions.ConnectionFailedError,
+    aetcd.exceptions.ConnectionTimeoutError,
+    aetcd.exceptions.InternalError,
+    asyncio.TimeoutError,
+    OSError,
+)
+
+
+def parse_endpoints(servers: str) -> list[tuple[str, int]]:
+    """`http://127.0.0.1:2379,127.0.0.1:22379` -> [(host, port), ...]."""
+    out = []
+    for item in servers.split(","):
+        item = item.strip().removeprefix("http://").removeprefix("https://").rstrip("/")
+        if not item:
+            continue
+        host, _, port = item.rpartition(":")
+        out.append((host or item, int(port) if host else 2379))
+    if not out:
+        raise ValueError(f"no etcd endpoint in {servers!r}")
+    return out
+
+
+class EtcdStore:
+    """etcd through aetcd. With several endpoints (an etcd cluster) a failed call moves
+    to the next member and retries there, so losing one member is invisible to
+    clients; when every member fails the call raises `Unavailable`."""
+
+    def __init__(self, endpoints: list[tuple[str, int]], timeout: float = 5.0) -> None:
+        self._endpoints = endpoints
+        self._current = 0
+        self._timeout = timeout
+        self._client: aetcd.Client | None = None
+
+    def _connect(self) -> aetcd.Client:
+        if self._client is None:
+            host, port = self._endpoints[self._current]
+            self._client = aetcd.Client(host=host, port=port, timeout=int(self._timeout))
+        return self._client
+
+    async def _failover(self) -> None:
+        client, self._client = self._client, None
+        self._current = (self._current + 1) % len(self._endpoints)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.close(), 1)
+
+    async def _call(self, op: Any) -> Any:
+        last: Exception | None = None
+        for _ in range(len(self._endpoints)):
+            try:
+                return await asyncio.wait_for(op(self._connect()), self._timeout)
+            except _UNAVAILABLE as e:
+                last = e
+                await self._failover()
+        raise Unavailable(f"etcd unavailable: {last}")
+
+    async def get(self, key: str) -> Entry | None:
+        got = await self._call(lambda c: c.get(key.encode()))
+        if got is None:
+            return None
+        return Entry(key, decode(got.value, got.mod_revision), got.mod_revision)
+
+    async def list(self, prefix: str) -> tuple[list[Entry], int]:
+        rng = await self._call(lambda c: c.get_prefix(prefix.encode()))
+        entries = [
+            Entry(kv.key.decode(), decode(kv.value, kv.mod_revision), kv.mod_revision)
+            for kv in rng.kvs
+        ]
+        return entries, rng.header.revision
+
+    async def txn(
+        self,
+        compares: Sequence[Compare],
+        puts: Sequence[tuple[str, Obj]] = (),
+        deletes: Sequence[str] = (),
+    ) -> TxnResult:
+        async def run(c: aetcd.Client) -> TxnResult:
+            t = c.transactions
+            cmp = [
+                t.create(x.key.encode()) == 0
+                if isinstance(x, Absent)
+                else t.mod(x.key.encode()) == x.revision
+                for x in compares
+            ]
+            ops = [t.put(k.encode(), encode(v)) for k, v in puts]
+            ops += [t.delete(k.encode()) for k in deletes]
+            # The raw Txn call, because aetcd's wrapper drops the response header that
+            # carries the revision the transaction produced.
+            await c.connect()
+            request = aetcd.rpc.TxnRequest(
+                compare=[x.build_message() for x in cmp],
+                success=c._ops_to_requests(ops),
+                failure=[],
+            )
+            try:
+                resp = await c.kvstub.Txn(request, timeout=self._timeout, metadata=c.metadata)
+            except aetcd.rpc.AioRpcError as e:
+                raise aetcd.exceptions.ConnectionFailedError(str(e)) from e
+            return TxnResult(bool(resp.succeeded), int(resp.header.revision))
+
+        result: TxnResult = await self._call(run)
+        return result
+
+    async def watch(self, prefix: str, after_revision: int) -> AsyncIterator[WatchEvent]:
+        try:
+            watch = await self._call(
+                lambda c: c.watch_prefix(
+                    prefix.encode(),
+                    start_revision=after_revision + 1,
+                    prev_kv=True,
+                    progress_notify=True,
+                )
+            )
+        except aetcd.exceptions.RevisionCompactedError as e:
+            raise Expired(str(e)) from e
+        try:
+            async for ev in watch:
+                key = ev.kv.key.decode()
+                rev = ev.kv.mod_revision
+                if ev.kind == "DELETE":
+                    prev = ev.prev_kv
+                    value = json.loads(prev.value) if prev else {"metadata": {}}
+                    yield WatchEvent("DELETED", key, with_revision(value, rev), rev)
+                else:
+                    kind = "ADDED" if ev.kv.create_revision == rev else "MODIFIED"
+                    old = json.loads(ev.prev_kv.value) if ev.prev_kv else None
+                    yield WatchEvent(kind, key, decode(ev.kv.value, rev), rev, old)
+        except aetcd.exceptions.RevisionCompactedError as e:
+            raise Expired(str(e)) from e
+        except _UNAVAILABLE as e:
+            raise Unavailable(f"etcd watch ended: {e}") from e
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(watch.cancel(), 1)
+
+    async def compact(self, revision: int) -> None:
+        await self._call(lambda c: c.compact(revision))
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None

@@ -1,0 +1,27 @@
+"""Objects travel as plain dicts in the Kubernetes JSON shape (camelCase keys).
+
+Every layer (apiserver, controllers, agent) shares this one representation, so that
+what is stored in etcd, sent over the wire and handed to the pure functions is the
+same value, with no conversion step to drift.
+"""
+
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+def meta(obj: Obj) -> Obj:
+    """The object's metadata, created when missing."""
+    return obj.setdefault("metadata", {})
+
+
+def name_of(obj: Obj) -> str:
+    return str(obj.get("metadata", {}).get("name", ""))
+
+
+def namespace_of(obj: Obj) -> str:
+    return str(obj.get("metadata", {}).get("namespace", ""))
+
+
+def labels_of(obj: Obj) -> dict[str, str]:
+    return obj.get("metadata", {}).get("labels") or {}

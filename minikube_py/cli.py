@@ -1,0 +1,309 @@
+"""`minikube-py`: start, stop and inspect a lab; apply and list objects without kubectl.
+
+Each subcommand is a small function over `Lab` (processes and state) or the REST
+`Client` (objects). Failures print one line (`minikube-py: error: ...`) and exit 1;
+progress goes to stderr through rich so that stdout stays parseable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from minikube_py.api.resources import BY_KIND, RESOURCES, Resource
+from minikube_py.api.types import Obj
+from minikube_py.client import ApiException, Client, Credentials, resource_path
+from minikube_py.lab import Lab, LabConfig
+
+err = Console(stderr=True)
+# wide enough that piped output never truncates a cell
+out = Console(width=None if sys.stdout.isatty() else 400)
+
+
+class CliError(Exception):
+    pass
+
+
+def _lab() -> Lab:
+    return Lab()
+
+
+def _step(message: str) -> None:
+    err.print(f"[bold green]*[/] {message}")
+
+
+# ---------------------------------------------------------------------- lifecycle
+
+
+def cmd_start(args: argparse.Namespace) -> None:
+    lab = _lab()
+    if not (lab.home / "config.json").exists():
+        lab.config = LabConfig(
+            nodes=args.nodes,
+            proxy_mode=args.proxy_mode,
+            dns_upstreams=args.dns_upstream or [],
+            etcd_servers=args.etcd_servers or "",
+            apiserver_port=args.apiserver_port,
+        )
+    elif args.nodes != lab.config.nodes:
+        lab.config.nodes = args.nodes
+    started = time.monotonic()
+    lab.start_control_plane(_step)
+    _step(f"control plane ready at {lab.config.server_url} ({time.monotonic() - started:.1f}s)")
+
+
+def cmd_stop(args: argparse.Namespace) -> None:
+    lab = _lab()
+    if not lab.components():
+        _step("nothing is running")
+        return
+    lab.stop(_step)
+
+
+def cmd_delete(args: argparse.Namespace) -> None:
+    """With -f: delete the objects the files name; without: delete the whole lab."""
+    if args.filename:
+        asyncio.run(_delete(args.filename, args.namespace))
+    else:
+        _lab().delete(_step)
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    lab = _lab()
+    status = lab.status()
+    if not status:
+        out.print(f"no lab in {lab.home}")
+        sys.exit(1)
+    table = Table("COMPONENT", "STATE", "PID")
+    for component, pid in status.items():
+        table.add_row(component, "Running" if pid else "Stopped", str(pid or "-"))
+    out.print(table)
+    if not all(status.values()):
+        sys.exit(1)
+
+
+def cmd_logs(args: argparse.Namespace) -> None:
+    path = _lab().log_path(args.component)
+    if not path.exists():
+        raise CliError(f"no log for component {args.component!r} ({path})")
+    with open(path, errors="replace") as f:
+        sys.stdout.write(f.read())
+        sys.stdout.flush()
+        while args.follow:
+            line = f.readline()
+            if line:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            else:
+                time.sleep(0.2)
+
+
+# ---------------------------------------------------------------------- objects
+
+
+def _client() -> Client:
+    lab = _lab()
+    if not lab.admin_kubeconfig.exists():
+        raise CliError("no lab is running: run `minikube-py start` first")
+    return Client(
+        Credentials.from_kubeconfig(lab.admin_kubeconfig),
+        user_agent="minikube-py-cli",
+        field_manager="minikube-py",
+    )
+
+
+def _documents(paths: list[str]) -> Iterator[tuple[str, Obj]]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml", ".json"))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise CliError(f'the path "{p}" does not exist')
+    for f in files:
+        try:
+            docs = list(yaml.safe_load_all(f.read_text()))
+        except yaml.YAMLError as e:
+            raise CliError(f"{f}: invalid YAML: {e}") from e
+        for doc in docs:
+            if not doc:
+                continue
+            if not isinstance(doc, dict) or "kind" not in doc:
+                raise CliError(f"{f}: every document needs apiVersion and kind")
+            items = doc.get("items", []) if doc["kind"].endswith("List") else [doc]
+            for item in items:
+                yield str(f), item
+
+
+def _resource_of(doc: Obj) -> Resource:
+    res = BY_KIND.get(doc.get("kind", ""))
+    if res is None or res.api_version != doc.get("apiVersion"):
+        raise CliError(
+            f'no matches for kind "{doc.get("kind")}" in version "{doc.get("apiVersion")}"'
+        )
+    return res
+
+
+def _display(res: Resource) -> str:
+    """`deployment.apps`, `service`: how kubectl names a kind in its messages."""
+    return f"{res.singular}.{res.group}" if res.group else res.singular
+
+
+def _find_resource(name: str) -> Resource:
+    lowered = name.lower()
+    for r in RESOURCES:
+        if lowered in (r.plural, r.singular, r.kind.lower(), *r.short_names) or (
+            r.group and lowered == f"{r.plural}.{r.group}"
+        ):
+            return r
+    raise CliError(f'the server doesn\'t have a resource type "{name}"')
+
+
+async def _apply(paths: list[str], namespace: str) -> None:
+    async with _client() as client:
+        for source, doc in _documents(paths):
+            res = _resource_of(doc)
+            md = doc.setdefault("metadata", {})
+            ns = (md.get("namespace") or namespace) if res.namespaced else ""
+            path = resource_path(res, ns, md.get("name", ""))
+            try:
+                await client.request(
+                    "PATCH",
+                    path,
+                    doc,
+                    content_type="application/apply-patch+yaml",
+                    params={"fieldManager": "minikube-py", "force": "true"},
+                )
+            except ApiException as e:
+                raise CliError(f"{source}: {e.status.get('message', e)}") from e
+            out.print(f"{_display(res)}/{md.get('name')} serverside-applied")
+
+
+async def _delete(paths: list[str], namespace: str) -> None:
+    async with _client() as client:
+        for source, doc in _documents(paths):
+            res = _resource_of(doc)
+            md = doc.get("metadata", {})
+            ns = (md.get("namespace") or namespace) if res.namespaced else ""
+            try:
+                await client.delete(res.kind, md["name"], ns, {"propagationPolicy": "Background"})
+                out.print(f'{_display(res)} "{md["name"]}" deleted')
+            except ApiException as e:
+                if e.code != 404:
+                    raise CliError(f"{source}: {e.status.get('message', e)}") from e
+                err.print(f"{source}: {e.status.get('message')}")
+
+
+async def _get(kind: str, name: str, namespace: str, all_namespaces: bool, output: str) -> None:
+    res = _find_resource(kind)
+    ns = "" if all_namespaces or not res.namespaced else namespace
+    async with _client() as client:
+        if output in ("json", "yaml"):
+            data: Any = (
+                await client.get(res.kind, name, ns) if name else await client.list(res.kind, ns)
+            )
+            text = json.dumps(data, indent=2) if output == "json" else yaml.safe_dump(data)
+            sys.stdout.write(text + ("\n" if output == "json" else ""))
+            return
+        async with client.session.get(
+            resource_path(res, ns, name),
+            headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+        ) as resp:
+            body = await resp.json()
+            if resp.status >= 300:
+                raise CliError(body.get("message", f"HTTP {resp.status}"))
+    columns = [
+        c for c in body["columnDefinitions"] if c.get("priority", 0) == 0 or output == "wide"
+    ]
+    keep = [i for i, c in enumerate(body["columnDefinitions"]) if c in columns]
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    if all_namespaces:
+        table.add_column("NAMESPACE")
+    for c in columns:
+        table.add_column(c["name"].upper())
+    for row in body["rows"]:
+        cells = [str(row["cells"][i]) for i in keep]
+        if all_namespaces:
+            cells.insert(0, row["object"]["metadata"].get("namespace", ""))
+        table.add_row(*cells)
+    if not body["rows"]:
+        err.print(f"No resources found{' in ' + ns + ' namespace' if ns else ''}.")
+        return
+    out.print(table)
+
+
+def cmd_apply(args: argparse.Namespace) -> None:
+    asyncio.run(_apply(args.filename, args.namespace))
+
+
+def cmd_get(args: argparse.Namespace) -> None:
+    asyncio.run(_get(args.kind, args.name or "", args.namespace, args.all_namespaces, args.output))
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="minikube-py",
+        description="A miniature Kubernetes lab on one Linux machine.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("start", help="start (or resume) the lab")
+    s.add_argument("--nodes", type=int, default=2, help="number of nodes (default 2)")
+    s.add_argument("--proxy-mode", choices=["nftables", "iptables"], default="nftables")
+    s.add_argument("--dns-upstream", action="append", metavar="HOST[:PORT]")
+    s.add_argument("--etcd-servers", help="use these etcd endpoints instead of our own")
+    s.add_argument("--apiserver-port", type=int, default=8443)
+    s.set_defaults(func=cmd_start)
+
+    sub.add_parser("stop", help="stop every process, keeping state").set_defaults(func=cmd_stop)
+    s = sub.add_parser(
+        "delete", help="remove everything the lab made, or with -f the objects in files"
+    )
+    s.add_argument("-f", "--filename", action="append")
+    s.add_argument("-n", "--namespace", default="default")
+    s.set_defaults(func=cmd_delete)
+    sub.add_parser("status", help="what runs").set_defaults(func=cmd_status)
+
+    s = sub.add_parser("logs", help="a component's log")
+    s.add_argument("component")
+    s.add_argument("-f", "--follow", action="store_true")
+    s.set_defaults(func=cmd_logs)
+
+    s = sub.add_parser("apply", help="create or update objects from files (server-side)")
+    s.add_argument("-f", "--filename", action="append", required=True)
+    s.add_argument("-n", "--namespace", default="default")
+    s.set_defaults(func=cmd_apply)
+
+    s = sub.add_parser("get", help="list objects")
+    s.add_argument("kind")
+    s.add_argument("name", nargs="?")
+    s.add_argument("-n", "--namespace", default="default")
+    s.add_argument("-A", "--all-namespaces", action="store_true")
+    s.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
+    s.set_defaults(func=cmd_get)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (CliError, ApiException, RuntimeError, TimeoutError, OSError) as e:
+        err.print(f"minikube-py: error: {e}", highlight=False, markup=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

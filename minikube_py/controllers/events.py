@@ -1,0 +1,110 @@
+"""core/v1 Events, as `kubectl describe` shows them.
+
+`EventRecorder.record` never blocks a reconcile: events go into a bounded queue that a
+background sender drains. Repeats of the same (object, reason, message) within the
+process are aggregated the way kube's recorder does: the first creates the Event, later
+ones PATCH `count` and `lastTimestamp`. Cluster-scoped objects' events live in
+`default`, as in kube.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Any
+
+from minikube_py.api.types import Obj
+from minikube_py.client import ApiException, Client
+
+log = logging.getLogger(__name__)
+
+
+def event_body(obj: Obj, type_: str, reason: str, message: str, component: str,
+               timestamp: str, name_suffix: str) -> Obj:
+    """The Event for `obj` (pure; `name_suffix` keeps names unique)."""
+    md = obj.get("metadata", {})
+    ns = md.get("namespace") or "default"
+    return {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": f"{md.get('name')}.{name_suffix}", "namespace": ns},
+        "involvedObject": {
+            "kind": obj.get("kind"), "apiVersion": obj.get("apiVersion"),
+            "name": md.get("name"), "namespace": md.get("namespace", ""),
+            "uid": md.get("uid"), "resourceVersion": md.get("resourceVersion"),
+        },
+        "reason": reason, "message": message, "type": type_,
+        "source": {"component": component},
+        "reportingComponent": component, "reportingInstance": "",
+        "count": 1, "firstTimestamp": timestamp, "lastTimestamp": timestamp,
+        "eventTime": None,
+    }
+
+
+class EventRecorder:
+    def __init__(self, client: Client, component: str = "controller-manager",
+                 max_pending: int = 10_000) -> None:
+        self.client = client
+        self.component = component
+        self._queue: asyncio.Queue[tuple[Obj, str, str, str]] = asyncio.Queue(max_pending)
+        self._seen: dict[tuple[Any, ...], tuple[str, str, int]] = {}  # -> ns, name, count
+        self._task: asyncio.Task[None] | None = None
+
+    def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        with contextlib.suppress(asyncio.QueueFull):  # events are best effort, as in kube
+            self._queue.put_nowait((obj, type_, reason, message))
+
+    def normal(self, obj: Obj, reason: str, message: str) -> None:
+        self.record(obj, "Normal", reason, message)
+
+    def warning(self, obj: Obj, reason: str, message: str) -> None:
+        self.record(obj, "Warning", reason, message)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._send_loop(), name="events")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def flush(self) -> None:
+        while not self._queue.empty():
+            await asyncio.sleep(0.01)
+
+    async def _send_loop(self) -> None:
+        while True:
+            obj, type_, reason, message = await self._queue.get()
+            try:
+                await self._send(obj, type_, reason, message)
+            except (ApiException, OSError, asyncio.TimeoutError) as e:
+                log.debug("event %s for %s dropped: %s", reason,
+                          obj.get("metadata", {}).get("name"), e)
+            except Exception:
+                log.exception("event %s dropped", reason)
+
+    async def _send(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        md = obj.get("metadata", {})
+        agg = (md.get("uid"), md.get("namespace"), md.get("name"), type_, reason, message)
+        if agg in self._seen:
+            ns, name, count = self._seen[agg]
+            try:
+                await self.client.patch("Event", name, {"count": count + 1,
+                                                        "lastTimestamp": stamp}, ns)
+                self._seen[agg] = (ns, name, count + 1)
+                return
+            except ApiException as e:
+                if e.code != 404:
+                    raise
+        body = event_body(obj, type_, reason, message, self.component, stamp,
+                          uuid.uuid4().hex[:16])
+        await self.client.create(body)
+        if len(self._seen) > 4096:
+            self._seen.clear()
+        self._seen[agg] = (body["metadata"]["namespace"], body["metadata"]["name"], 1)

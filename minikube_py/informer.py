@@ -1,0 +1,195 @@
+"""Informers and work queues: the one way every controller and agent loop sees the API.
+
+An `Informer` lists a resource, then watches from the list's resourceVersion, resuming
+from the last version it saw when a watch ends and relisting when the server answers
+410 Expired; its cache is a dict by `namespace/name`. Handlers get (type, new, old) for
+every change, including the synthetic ones a relist discovers, so consumers stay
+level-triggered: they enqueue keys and reconcile from the cache.
+
+`WorkQueue` de-duplicates keys and never hands one key to two workers at once; a key
+re-added while it is being processed is processed again afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+import aiohttp
+
+from minikube_py.api.types import Obj
+from minikube_py.client import ApiException, Client
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, Obj, Obj | None], None]
+
+
+def key_of(obj: Obj) -> str:
+    md = obj.get("metadata", {})
+    ns = md.get("namespace")
+    return f"{ns}/{md['name']}" if ns else md["name"]
+
+
+class Informer:
+    def __init__(
+        self,
+        client: Client,
+        kind: str,
+        namespace: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> None:
+        self.client = client
+        self.kind = kind
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self.cache: dict[str, Obj] = {}
+        self.synced = asyncio.Event()
+        self._handlers: list[Handler] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add_handler(self, handler: Handler) -> None:
+        self._handlers.append(handler)
+
+    def get(self, key: str) -> Obj | None:
+        return self.cache.get(key)
+
+    def items(self) -> list[Obj]:
+        return list(self.cache.values())
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"informer-{self.kind}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _emit(self, kind: str, new: Obj, old: Obj | None) -> None:
+        for h in self._handlers:
+            try:
+                h(kind, new, old)
+            except Exception:
+                log.exception("%s informer handler failed", self.kind)
+
+    async def _relist(self) -> str:
+        listed = await self.client.list(
+            self.kind, self.namespace, self.label_selector, self.field_selector
+        )
+        fresh = {key_of(o): o for o in listed.get("items", [])}
+        for key, old in list(self.cache.items()):
+            if key not in fresh:
+                del self.cache[key]
+                self._emit("DELETED", old, old)
+        for key, obj in fresh.items():
+            previous = self.cache.get(key)
+            self.cache[key] = obj
+            if previous is None:
+                self._emit("ADDED", obj, None)
+            elif previous["metadata"].get("resourceVersion") != obj["metadata"].get(
+                "resourceVersion"
+            ):
+                self._emit("MODIFIED", obj, previous)
+        self.synced.set()
+        return str(listed.get("metadata", {}).get("resourceVersion", ""))
+
+    async def _run(self) -> None:
+        rv = ""
+        backoff = 0.2
+        while True:
+            try:
+                if not rv:
+                    rv = await self._relist()
+                async for kind, obj in self.client.watch(
+                    self.kind, self.namespace, rv, self.label_selector, self.field_selector
+                ):
+                    backoff = 0.2
+                    rv = obj.get("metadata", {}).get("resourceVersion", rv)
+                    if kind == "BOOKMARK":
+                        continue
+                    key = key_of(obj)
+                    old = self.cache.get(key)
+                    if kind == "DELETED":
+                        self.cache.pop(key, None)
+                        self._emit("DELETED", obj, old)
+                    else:
+                        self.cache[key] = obj
+                        self._emit("ADDED" if old is None else "MODIFIED", obj, old)
+            except asyncio.CancelledError:
+                raise
+            except ApiException as e:
+                if e.code == 410:
+                    rv = ""  # compacted: the only safe resume point is a fresh list
+                    continue
+                log.warning("%s watch failed: %s", self.kind, e)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as e:
+                log.debug("%s watch interrupted: %r", self.kind, e)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class WorkQueue(Generic[K]):
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[K] = asyncio.Queue()
+        self._queued: set[K] = set()
+        self._processing: set[K] = set()
+        self._dirty: set[K] = set()
+
+    def add(self, key: K) -> None:
+        if key in self._processing:
+            self._dirty.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    def add_after(self, key: K, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, self.add, key)
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    async def get(self) -> K:
+        key = await self._queue.get()
+        self._queued.discard(key)
+        self._processing.add(key)
+        return key
+
+    def done(self, key: K) -> None:
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._dirty.discard(key)
+            self.add(key)
+
+    async def run_workers(
+        self,
+        reconcile: Callable[[K], Awaitable[None]],
+        workers: int = 4,
+        retry_delay: float = 0.5,
+    ) -> None:
+        async def worker() -> None:
+            while True:
+                key = await self.get()
+                try:
+                    await reconcile(key)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("reconcile %r failed; retrying", key)
+                    self.add_after(key, retry_delay)
+                finally:
+                    self.done(key)
+
+        await asyncio.gather(*(worker() for _ in range(workers)))

@@ -1,0 +1,507 @@
+"""Pods on a real dockerd wired by the real pod network, in namespaces standing for nodes.
+
+Every pod has a unique uid and is removed by it; every namespace and lab network has a
+unique name and is removed by it. Traffic goes only to the test's own pods and nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import secrets
+import subprocess
+import tarfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from docker.models.containers import Container
+from pyroute2 import netns as pyroute2_netns
+
+from agent.ipam import IPAMStore
+from agent.network import PodNetwork, host_veth_name
+from agent.runtime import (
+    LABEL_CONTAINER_NAME,
+    LABEL_NODE_NAME,
+    LABEL_POD_NAME,
+    LABEL_POD_NAMESPACE,
+    LABEL_POD_UID,
+    LABEL_RESTART_COUNT,
+    DockerRuntime,
+    ExecSession,
+    RuntimeFailure,
+    expand,
+    pod_hostname,
+    resolve_env,
+    resource_limits,
+    security_options,
+    state_from_docker,
+)
+from minikube_py import labnet
+from minikube_py.images import applet_paths, build_rootfs
+
+pytestmark = pytest.mark.e2e
+
+HOSTS = "127.0.0.1\tlocalhost\n"
+RESOLV = "nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local\n"
+
+
+@pytest.fixture
+def runtime(
+    docker_engine: docker.DockerClient, local_images: dict[str, str], tmp_path: Path
+) -> DockerRuntime:
+    return DockerRuntime(docker_engine, tmp_path / "agent", node_name="node-a")
+
+
+@pytest.fixture
+def new_pod(runtime: DockerRuntime) -> Iterator[Callable[..., dict]]:
+    """Makes pod objects with unique uids; their containers are removed afterwards."""
+    uids = []
+
+    def make(name: str, **spec: object) -> dict:
+        uids.append(f"e2e-{uuid.uuid4()}")
+        return {
+            "metadata": {"name": name, "namespace": "default", "uid": uids[-1]},
+            "spec": {"containers": [], **spec},
+        }
+
+    yield make
+    for uid in uids:
+        runtime.remove_pod(uid)
+
+
+@pytest.fixture
+def node_netns() -> Iterator[str]:
+    """A bare namespace standing for a node."""
+    name = f"mkpy-rt{secrets.token_hex(3)}"
+    pyroute2_netns.create(name)
+    yield name
+    pyroute2_netns.remove(name)
+
+
+def in_netns(netns: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        labnet.netns_command(netns, argv), capture_output=True, text=True, timeout=20
+    )
+
+
+def eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+def start_pod(
+    runtime: DockerRuntime,
+    network: PodNetwork,
+    ipam: IPAMStore,
+    pod: dict,
+) -> tuple[Container, str]:
+    sandbox = runtime.run_sandbox(pod, hosts=HOSTS, resolv_conf=RESOLV)
+    ip = ipam.allocate(pod["metadata"]["uid"])
+    network.attach_sandbox(runtime.sandbox_pid(sandbox), pod["metadata"]["uid"], ip)
+    return sandbox, ip
+
+
+HTTPD = {
+    "name": "web",
+    "image": "minikube-py/busybox:latest",
+    "imagePullPolicy": "IfNotPresent",
+    "command": ["sh", "-c"],
+    "args": ["echo hello-$(POD_NAME) > /www/index.html && exec httpd -f -p 8080 -h /www"],
+    "volumeMounts": [{"name": "www", "mountPath": "/www"}],
+}
+
+
+async def exec_output(runtime: DockerRuntime, container: Container, argv: list[str]) -> str:
+    session = await runtime.exec(container, argv)
+    chunks = []
+    while (frame := await session.read()) is not None:
+        chunks.append(frame[1])
+    await session.close()
+    return b"".join(chunks).decode()
+
+
+# --- the runtime's pure mappings (no Docker needed) --------------------------------------
+
+
+def test_expand_follows_kubernetes_variable_references() -> None:
+    env = {"A": "x", "B": "$(A)y"}
+    assert expand("$(A)-$(B)-$(MISSING)-$$(A)-$$$(A)", env) == "x-$(A)y-$(MISSING)-$(A)-$x"
+    assert expand("$(A", env) == "$(A"
+
+
+def test_resolve_env_orders_service_vars_then_env_with_field_refs() -> None:
+    spec = {
+        "env": [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "GREETING", "value": "hi $(POD_NAME) at $(WEB_SERVICE_HOST)"},
+            {"name": "WEB_SERVICE_HOST", "value": "override"},
+            {"name": "EMPTY"},
+        ]
+    }
+    env = resolve_env(spec, {"metadata.name": "web-1"}, {"WEB_SERVICE_HOST": "10.96.0.7"})
+    assert env == {
+        "WEB_SERVICE_HOST": "override",
+        "POD_NAME": "web-1",
+        "GREETING": "hi web-1 at 10.96.0.7",
+        "EMPTY": "",
+    }
+
+
+def test_resources_and_security_context_map_to_docker() -> None:
+    spec = {
+        "resources": {"limits": {"cpu": "1500m", "memory": "1Gi"}, "requests": {"cpu": "250m"}},
+        "securityContext": {
+            "runAsUser": 1000,
+            "privileged": True,
+            "capabilities": {"add": ["NET_ADMIN"]},
+        },
+    }
+    pod = {
+        "spec": {"securityContext": {"runAsUser": 1, "runAsGroup": 2, "supplementalGroups": [5]}}
+    }
+    assert resource_limits(spec) == {
+        "nano_cpus": 1_500_000_000,
+        "mem_limit": 2**30,
+        "cpu_shares": 256,
+    }
+    assert resource_limits({"resources": {"requests": {"cpu": "1m"}}}) == {"cpu_shares": 2}
+    assert security_options(pod, spec) == {
+        "user": "1000:2",
+        "group_add": ["5"],
+        "privileged": True,
+        "cap_add": ["NET_ADMIN"],
+    }
+    assert security_options({"spec": {}}, {}) == {}
+
+
+def test_pod_hostname_is_spec_hostname_or_name() -> None:
+    assert pod_hostname({"metadata": {"name": "web-1"}, "spec": {}}) == "web-1"
+    assert pod_hostname({"metadata": {"name": "web-1"}, "spec": {"hostname": "db"}}) == "db"
+    assert pod_hostname({"metadata": {"name": "a" * 62 + "-b"}, "spec": {}}) == "a" * 62
+
+
+def test_docker_states_map_to_container_states() -> None:
+    started, finished = "2026-11-29T05:00:38.963022335Z", "2026-11-29T05:01:02.1Z"
+    assert state_from_docker("c1", {"Status": "running", "StartedAt": started}) == {
+        "running": {"startedAt": "2026-11-29T05:00:38Z"}
+    }
+    assert state_from_docker("c1", {"Status": "created", "StartedAt": "0001-01-01T00:00:00Z"}) == {
+        "waiting": {"reason": "ContainerCreating"}
+    }
+    exited = {"Status": "exited", "ExitCode": 0, "StartedAt": started, "FinishedAt": finished}
+    assert state_from_docker("c1", exited) == {
+        "terminated": {
+            "exitCode": 0,
+            "reason": "Completed",
+            "startedAt": "2026-11-29T05:00:38Z",
+            "finishedAt": "2026-11-29T05:01:02Z",
+            "containerID": "docker://c1",
+        }
+    }
+    oom = state_from_docker("c1", {**exited, "ExitCode": 137, "OOMKilled": True})
+    assert oom["terminated"]["reason"] == "OOMKilled"
+    assert state_from_docker("c1", {**exited, "ExitCode": 2})["terminated"]["reason"] == "Error"
+    failed_start = {"Status": "created", "ExitCode": 127, "Error": "exec: not found"}
+    assert state_from_docker("c1", failed_start)["terminated"] == {
+        "exitCode": 127,
+        "reason": "StartError",
+        "message": "exec: not found",
+        "containerID": "docker://c1",
+    }
+
+
+# --- images and the Docker adapter ------------------------------------------------------
+
+
+def test_rootfs_links_every_applet() -> None:
+    with tarfile.open(fileobj=io.BytesIO(build_rootfs())) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    applets = applet_paths()
+    assert len(applets) > 200
+    for path in applets:
+        assert members[path].issym() or path == "bin/busybox"
+    assert members["bin/busybox"].isfile() and members["tmp"].mode == 0o1777
+
+
+def test_pause_stops_promptly_on_sigterm(
+    docker_engine: docker.DockerClient, local_images: dict[str, str]
+) -> None:
+    container = docker_engine.containers.run(
+        local_images["pause"], detach=True, network_mode="none", labels={"mkpy-e2e": "pause"}
+    )
+    try:
+        started = time.monotonic()
+        container.stop(timeout=20)
+        assert time.monotonic() - started < 3
+        container.reload()
+        assert container.attrs["State"]["ExitCode"] == 0
+    finally:
+        container.remove(force=True)
+
+
+def test_pod_reachable_by_ip_from_its_node(
+    runtime: DockerRuntime, new_pod: Callable[..., dict], node_netns: str, tmp_path: Path
+) -> None:
+    network = PodNetwork("10.244.1.0/24", netns=node_netns)
+    network.ensure_node()
+    ipam = IPAMStore(tmp_path / "ipam.json", network.pod_cidr)
+    pod = new_pod("web", volumes=[{"name": "www", "emptyDir": {}}])
+    uid = pod["metadata"]["uid"]
+    sandbox, ip = start_pod(runtime, network, ipam, pod)
+    spec = {
+        **HTTPD,
+        "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}},
+        "securityContext": {"runAsUser": 33},
+    }
+    web = runtime.run_container(pod, spec, sandbox, env={"POD_NAME": "web"})
+
+    def served() -> bool:
+        got = in_netns(
+            node_netns, ["timeout", "2", "busybox", "wget", "-q", "-O-", f"http://{ip}:8080/"]
+        )
+        return got.stdout == "hello-web\n"
+
+    eventually(served)
+    assert runtime.container_state(web)["running"]["startedAt"].endswith("Z")
+    host_config = web.attrs["HostConfig"]
+    assert (host_config["NanoCpus"], host_config["Memory"]) == (500_000_000, 64 * 2**20)
+    assert web.labels[LABEL_POD_UID] == uid
+    assert web.labels[LABEL_CONTAINER_NAME] == "web"
+
+    # The agent's files, the pod's hostname and user, seen from inside the container.
+    assert asyncio.run(exec_output(runtime, web, ["cat", "/etc/resolv.conf"])) == RESOLV
+    assert asyncio.run(exec_output(runtime, web, ["hostname"])) == "web\n"
+    assert asyncio.run(exec_output(runtime, web, ["id", "-u"])) == "33\n"
+    hairpin = in_netns(node_netns, ["ip", "-d", "link", "show", host_veth_name(uid)])
+    assert "master cni0" in hairpin.stdout and "hairpin on" in hairpin.stdout
+
+    runtime.remove_pod(uid)
+    network.detach_sandbox(uid)
+    assert in_netns(node_netns, ["ip", "link", "show", host_veth_name(uid)]).returncode != 0
+    assert not runtime.pod_dir(uid).exists()
+
+
+def test_pods_on_two_nodes_reach_each_other_by_pod_ip(
+    runtime: DockerRuntime, new_pod: Callable[..., dict], tmp_path: Path
+) -> None:
+    cluster = "r" + secrets.token_hex(3)
+    third_octet = 200 + secrets.randbelow(50)
+    labnet.stale_cleanup(cluster)
+    try:
+        labnet.create_node_network(cluster, f"192.168.{third_octet}.0/24")
+        cidrs = {1: "10.244.211.0/24", 2: "10.244.212.0/24"}
+        nodes = {i: labnet.add_node(cluster, i, pod_cidr=cidrs[i]) for i in cidrs}
+        networks = {i: PodNetwork(cidrs[i], netns=nodes[i].netns) for i in cidrs}
+        for i, network in networks.items():
+            network.ensure_node()
+            network.sync_pod_routes({cidrs[j]: nodes[j].ip for j in cidrs if j != i})
+        assert networks[1].pod_routes() == {cidrs[2]: nodes[2].ip}
+
+        server = new_pod("server", volumes=[{"name": "www", "emptyDir": {}}])
+        sandbox, server_ip = start_pod(
+            runtime, networks[1], IPAMStore(tmp_path / "n1.json", cidrs[1]), server
+        )
+        runtime.run_container(server, HTTPD, sandbox, env={"POD_NAME": "server"})
+        client = new_pod("client")
+        client_sandbox, client_ip = start_pod(
+            runtime, networks[2], IPAMStore(tmp_path / "n2.json", cidrs[2]), client
+        )
+        sleeper = runtime.run_container(
+            client,
+            {
+                "name": "main",
+                "image": "minikube-py/busybox:latest",
+                "args": ["sleep", "60"],
+                "imagePullPolicy": "Never",
+            },
+            client_sandbox,
+            env={},
+        )
+        assert client_ip.startswith("10.244.212.")
+        url = f"http://{server_ip}:8080/"
+
+        def reached() -> bool:
+            got = asyncio.run(
+                exec_output(runtime, sleeper, ["timeout", "2", "wget", "-q", "-O-", url])
+            )
+            return got == "hello-server\n"
+
+        eventually(reached)
+        # Pod to pod keeps the pod's address; leaving the cluster CIDR (here to the other
+        # node's address) is masqueraded to the node's.
+        (tmp_path / "node-www").mkdir()
+        (tmp_path / "node-www" / "index.html").write_text("node one\n")
+        node_server = subprocess.Popen(
+            nodes[1].command(
+                [
+                    "busybox",
+                    "httpd",
+                    "-f",
+                    "-p",
+                    f"{nodes[1].ip}:8081",
+                    "-h",
+                    str(tmp_path / "node-www"),
+                ]
+            )
+        )
+        try:
+            wget_node = ["timeout", "2", "wget", "-q", "-O-", f"http://{nodes[1].ip}:8081/"]
+            eventually(
+                lambda: asyncio.run(exec_output(runtime, sleeper, wget_node)) == "node one\n"
+            )
+        finally:
+            node_server.kill()
+            node_server.wait()
+        tracked = in_netns(nodes[2].netns, ["conntrack", "-L", "-p", "tcp"]).stdout
+        assert f"src={server_ip} dst={client_ip} sport=8080" in tracked
+        assert f"src={nodes[1].ip} dst={nodes[2].ip} sport=8081" in tracked
+        # Routes owned by the node follow the desired set, and only they change.
+        networks[1].sync_pod_routes({})
+        assert networks[1].pod_routes() == {}
+        assert "10.244.211.0/24 dev cni0" in in_netns(nodes[1].netns, ["ip", "route"]).stdout
+    finally:
+        labnet.stale_cleanup(cluster)
+
+
+def test_image_pull_policies_never_reach_a_registry_here(runtime: DockerRuntime) -> None:
+    busybox = "minikube-py/busybox:latest"
+    assert runtime.ensure_image(busybox, "IfNotPresent") is False
+    with pytest.raises(RuntimeFailure) as never:
+        runtime.ensure_image("minikube-py/absent:1", "Never")
+    assert never.value.reason == "ErrImageNeverPull"
+    offline = DockerRuntime(runtime.client, runtime.state_dir, "node-a", allow_pull=False)
+    assert offline.ensure_image(busybox) is False  # default policy for :latest is Always
+    with pytest.raises(RuntimeFailure) as missing:
+        offline.ensure_image("minikube-py/absent:1", "IfNotPresent")
+    assert missing.value.reason == "ErrImagePull"
+
+
+def test_restarted_agent_adopts_containers_by_label(
+    runtime: DockerRuntime, new_pod: Callable[..., dict]
+) -> None:
+    pod = new_pod("adopt")
+    uid = pod["metadata"]["uid"]
+    sandbox = runtime.run_sandbox(pod, hosts=HOSTS, resolv_conf=RESOLV)
+    spec = {"name": "main", "image": "minikube-py/busybox:latest", "args": ["sleep", "60"]}
+    main = runtime.run_container(
+        pod, {**spec, "imagePullPolicy": "Never"}, sandbox, env={}, restart_count=2
+    )
+
+    restarted = DockerRuntime(runtime.client, runtime.state_dir, node_name="node-a")
+    found = {c.id: c for c in restarted.list_pod_containers()[uid]}
+    assert set(found) == {sandbox.id, main.id}
+    assert found[main.id].labels[LABEL_RESTART_COUNT] == "2"
+    assert found[main.id].labels[LABEL_POD_NAME] == "adopt"
+    assert found[main.id].labels[LABEL_POD_NAMESPACE] == "default"
+    assert found[main.id].labels[LABEL_NODE_NAME] == "node-a"
+    assert found[sandbox.id].labels[LABEL_CONTAINER_NAME] == "POD"
+    other_node = DockerRuntime(runtime.client, runtime.state_dir, node_name="node-b")
+    assert uid not in other_node.list_pod_containers()
+    restarted.remove_pod(uid)
+    assert uid not in restarted.list_pod_containers()
+
+
+def test_graceful_stop_sends_sigterm_then_sigkill(
+    runtime: DockerRuntime, new_pod: Callable[..., dict]
+) -> None:
+    pod = new_pod("stopper")
+    sandbox = runtime.run_sandbox(pod, hosts=HOSTS, resolv_conf=RESOLV)
+    loop = "echo ready; while :; do sleep 1 & wait $!; done"
+    graceful = runtime.run_container(
+        pod,
+        {
+            "name": "graceful",
+            "image": "minikube-py/busybox:latest",
+            "imagePullPolicy": "Never",
+            "command": ["sh", "-c", f"trap 'echo got-TERM; exit 7' TERM; {loop}"],
+        },
+        sandbox,
+        env={},
+    )
+    stubborn = runtime.run_container(
+        pod,
+        {
+            "name": "stubborn",
+            "image": "minikube-py/busybox:latest",
+            "imagePullPolicy": "Never",
+            "command": ["sh", "-c", f"trap '' TERM; {loop}"],
+        },
+        sandbox,
+        env={},
+    )
+    eventually(lambda: b"ready" in runtime.logs(graceful) and b"ready" in runtime.logs(stubborn))
+
+    started = time.monotonic()
+    runtime.stop(graceful, grace_seconds=30)
+    assert time.monotonic() - started < 5
+    state = runtime.container_state(graceful)["terminated"]
+    assert (state["exitCode"], state["reason"]) == (7, "Error")
+    assert b"got-TERM" in runtime.logs(graceful, tail=1)
+    assert state["finishedAt"] >= state["startedAt"]
+
+    started = time.monotonic()
+    runtime.stop(stubborn, grace_seconds=1)
+    assert 0.9 < time.monotonic() - started < 6
+    assert runtime.container_state(stubborn)["terminated"]["exitCode"] == 137
+
+
+def test_exit_codes_logs_and_exec_stream(
+    runtime: DockerRuntime, new_pod: Callable[..., dict]
+) -> None:
+    pod = new_pod("jobs")
+    sandbox = runtime.run_sandbox(pod, hosts=HOSTS, resolv_conf=RESOLV)
+    image = {"image": "minikube-py/busybox:latest", "imagePullPolicy": "IfNotPresent"}
+    done = runtime.run_container(
+        pod,
+        {"name": "done", **image, "command": ["sh", "-c", "echo one; echo two"]},
+        sandbox,
+        env={},
+    )
+    failed = runtime.run_container(
+        pod,
+        {"name": "failed", **image, "command": ["sh", "-c", "exit $(CODE)"], "workingDir": "/tmp"},
+        sandbox,
+        env={"CODE": "3"},
+    )
+    eventually(lambda: "terminated" in runtime.container_state(failed))
+    eventually(lambda: "terminated" in runtime.container_state(done))
+    assert runtime.container_state(done)["terminated"]["reason"] == "Completed"
+    assert runtime.container_state(failed)["terminated"]["exitCode"] == 3
+    assert runtime.logs(done) == b"one\ntwo\n"
+    assert runtime.logs(done, tail=1) == b"two\n"
+    assert runtime.logs(done, timestamps=True).split(b" ", 1)[0].endswith(b"Z")
+    assert list(runtime.logs(done, follow=True)) != []  # a stopped container's stream ends
+
+    with pytest.raises(RuntimeFailure) as missing:
+        runtime.run_container(
+            pod,
+            {"name": "nope", "image": "minikube-py/absent:1", "imagePullPolicy": "Never"},
+            sandbox,
+            env={},
+        )
+    assert missing.value.reason == "ErrImageNeverPull"
+
+    sleeper = runtime.run_container(
+        pod, {"name": "shell", **image, "args": ["sleep", "60"]}, sandbox, env={}
+    )
+
+    async def talk() -> tuple[bytes, bytes, int | None]:
+        session = await runtime.exec(sleeper, ["sh", "-c", "cat; echo err >&2; exit 4"], stdin=True)
+        await session.write(b"through stdin\n")
+        await session.close_stdin()
+        out, err = b"", b""
+        while (frame := await session.read()) is not None:
+            if frame[0] == ExecSession.STDOUT:
+                out += frame[1]
+            else:
+                err += frame[1]
+        await session.close()
+        return out, err, await session.exit_code()
+
+    assert asyncio.run(talk()) == (b"through stdin\n", b"err\n", 4)

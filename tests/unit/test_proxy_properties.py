@@ -1,0 +1,269 @@
+"""Properties of the proxy renderers over generated clusters.
+
+Pure ones (dispatch entries, defined chains, determinism) and kernel ones: nft and
+iptables-restore accept every script in check mode, and a partial sync leaves exactly
+the ruleset a full sync would. The kernel ones need root and run in scratch network
+namespaces of their own (mkpy-px-<random>), removed afterwards.
+"""
+
+import json
+import os
+import random
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agent.proxy import iptables, nftables
+from agent.proxy.model import NodeFacts, build_plan
+
+NODE = NodeFacts("node-a")
+Obj = dict[str, Any]
+KERNEL = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@st.composite
+def clusters(draw: st.DrawFn) -> tuple[list[Obj], list[Obj]]:
+    """Up to 5 Services (every type and policy) with 0-2 EndpointSlices each."""
+    services: list[Obj] = []
+    slices: list[Obj] = []
+    for i in range(draw(st.integers(0, 5))):
+        kind = draw(st.sampled_from(["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]))
+        names = draw(st.sampled_from([[""], ["http"], ["http", "dns"]]))
+        ports = []
+        for j, name in enumerate(names):
+            port: Obj = {
+                "name": name,
+                "port": 80 + j,
+                "protocol": draw(st.sampled_from(["TCP", "UDP"])),
+            }
+            if kind in ("NodePort", "LoadBalancer"):
+                port["nodePort"] = 30000 + 2 * i + j
+            ports.append(port)
+        headless = draw(st.booleans()) and kind == "ClusterIP"
+        spec: Obj = {
+            "type": kind,
+            "clusterIP": "None" if headless else f"10.96.0.{i + 1}",
+            "ports": ports,
+            "externalIPs": [f"192.168.50.{i + 1}"] if draw(st.booleans()) else [],
+            "externalTrafficPolicy": draw(st.sampled_from(["Cluster", "Local"])),
+            "internalTrafficPolicy": draw(st.sampled_from(["Cluster", "Local"])),
+        }
+        if draw(st.booleans()):
+            spec["sessionAffinity"] = "ClientIP"
+            spec["sessionAffinityConfig"] = {
+                "clientIP": {"timeoutSeconds": draw(st.sampled_from([30, 10800]))}
+            }
+        service: Obj = {"metadata": {"name": f"svc-{i}", "namespace": "default"}, "spec": spec}
+        if kind == "LoadBalancer":
+            service["status"] = {"loadBalancer": {"ingress": [{"ip": f"192.168.49.{200 + i}"}]}}
+        services.append(service)
+        for k in range(draw(st.integers(0, 2))):
+            endpoints = [
+                {
+                    # a small pool, so that the same address shows up in two slices
+                    "addresses": [f"10.244.{node}.{draw(st.integers(2, 4))}"],
+                    "nodeName": f"node-{'ab'[node - 1]}",
+                    "conditions": {
+                        "ready": draw(st.sampled_from([True, False, None])),
+                        "serving": draw(st.sampled_from([True, False, None])),
+                        "terminating": draw(st.sampled_from([True, False, None])),
+                    },
+                }
+                for node in draw(st.lists(st.sampled_from([1, 2]), max_size=3))
+            ]
+            slices.append(
+                {
+                    "metadata": {
+                        "name": f"svc-{i}-{k}",
+                        "namespace": "default",
+                        "labels": {"kubernetes.io/service-name": f"svc-{i}"},
+                    },
+                    "addressType": "IPv4",
+                    "ports": [
+                        {
+                            "name": p["name"],
+                            "protocol": p["protocol"],
+                            "port": draw(st.sampled_from([8080, 8081])),
+                        }
+                        for p in ports
+                    ],
+                    "endpoints": endpoints,
+                }
+            )
+    return services, slices
+
+
+def render_both(services: list[Obj], slices: list[Obj]) -> tuple[str, str]:
+    return (
+        nftables.render_nftables(services, slices, NODE),
+        iptables.render_iptables(services, slices, NODE),
+    )
+
+
+@given(clusters())
+@settings(max_examples=100, deadline=None)
+def test_every_service_with_ready_endpoints_is_dispatched(
+    cluster: tuple[list[Obj], list[Obj]],
+) -> None:
+    services, slices = cluster
+    nft, ipt = render_both(services, slices)
+    for service in services:
+        spec = service["spec"]
+        if spec["type"] == "ExternalName" or spec["clusterIP"] == "None":
+            assert f"default/{service['metadata']['name']}/" not in nft + ipt
+            continue
+        if spec["internalTrafficPolicy"] == "Local":
+            continue  # dispatched only with a ready endpoint on node-a, checked below by plan
+        for port in spec["ports"]:
+            wanted = [
+                s
+                for s in slices
+                if s["metadata"]["labels"]["kubernetes.io/service-name"]
+                == service["metadata"]["name"]
+            ]
+            ready = any(
+                e["conditions"]["ready"] is not False for s in wanted for e in s["endpoints"]
+            )
+            proto = port["protocol"].lower()
+            if ready:
+                assert f"{spec['clusterIP']} . {proto} . {port['port']} : goto service-" in nft
+                assert (
+                    f"-A MKPY-SERVICES -d {spec['clusterIP']}/32 -p {proto} -m {proto} --dport {port['port']} "
+                    in ipt
+                )
+
+
+@given(clusters())
+@settings(max_examples=100, deadline=None)
+def test_no_chain_refers_to_an_undefined_chain(cluster: tuple[list[Obj], list[Obj]]) -> None:
+    nft, ipt = render_both(*cluster)
+    defined = set(re.findall(r"^add chain ip mkpy-proxy (\S+)", nft, re.M))
+    assert set(re.findall(r"(?:goto|jump) ([\w./-]+)", nft)) <= defined
+    assert set(re.findall(r"@([\w./-]+)", nft)) <= defined | set(
+        re.findall(r"^add (?:set|map) ip mkpy-proxy (\S+)", nft, re.M)
+    )
+    defined_ipt = set(re.findall(r"^:(\S+)", ipt, re.M))
+    assert set(re.findall(r"-j (MKPY-\S+)", ipt)) <= defined_ipt
+
+
+@given(clusters(), st.randoms(use_true_random=False))
+@settings(max_examples=100, deadline=None)
+def test_rendering_is_deterministic_and_ignores_input_order(
+    cluster: tuple[list[Obj], list[Obj]], rng: random.Random
+) -> None:
+    services, slices = cluster
+    expected = render_both(services, slices)
+    shuffled_slices = [
+        dict(s, endpoints=rng.sample(s["endpoints"], len(s["endpoints"]))) for s in slices
+    ]
+    assert (
+        render_both(rng.sample(services, len(services)), rng.sample(shuffled_slices, len(slices)))
+        == expected
+    )
+
+
+# --- kernel checks (root) -------------------------------------------------------------
+
+
+def run(argv: list[str], stdin: str | None = None) -> str:
+    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"{argv}: {proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def scratch() -> Iterator[tuple[str, str]]:
+    """Two fresh network namespaces of this module (nothing else is touched)."""
+    assert os.geteuid() == 0, "the kernel property tests need root (nft, iptables, netns)"
+    names = [f"mkpy-px-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    try:
+        for name in names:
+            run(["ip", "netns", "add", name])
+        yield names[0], names[1]
+    finally:
+        for name in names:
+            subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@given(clusters())
+@KERNEL
+def test_kernel_accepts_every_rendered_script(
+    scratch: tuple[str, str], cluster: tuple[list[Obj], list[Obj]]
+) -> None:
+    nft, ipt = render_both(*cluster)
+    netns = ["ip", "netns", "exec", scratch[0]]
+    run([*netns, "nft", "-c", "-f", "-"], nft)
+    run([*netns, "iptables-restore", "--noflush", "--test"], ipt)
+
+
+def nft_state(netns: str) -> dict[str, list[str]]:
+    """Chains with their rules and maps with their elements, handles left out."""
+    listing = json.loads(
+        run(["ip", "netns", "exec", netns, "nft", "-j", "list", "table", "ip", nftables.TABLE])
+    )
+    state: dict[str, list[str]] = {}
+    for item in listing["nftables"]:
+        if "chain" in item:
+            state.setdefault(f"chain {item['chain']['name']}", [])
+        elif "rule" in item:
+            state.setdefault(f"chain {item['rule']['chain']}", []).append(
+                json.dumps(item["rule"]["expr"])
+            )
+        elif "map" in item or "set" in item:
+            body = item.get("map") or item["set"]
+            state[f"set {body['name']}"] = sorted(json.dumps(e) for e in body.get("elem", []))
+    return state
+
+
+def ipt_state(netns: str) -> dict[str, list[str]]:
+    state: dict[str, list[str]] = {}
+    table = ""
+    for line in run(["ip", "netns", "exec", netns, "iptables-save"]).splitlines():
+        if line.startswith("*"):
+            table = line
+        elif line.startswith(":"):
+            state.setdefault(f"{table} {line.split()[0]}", [])
+        elif line.startswith("-A "):
+            state.setdefault(f"{table} :{line.split()[1]}", []).append(line)
+    return state
+
+
+@given(clusters(), clusters())
+@KERNEL
+def test_partial_sync_leaves_what_a_full_sync_would(
+    scratch: tuple[str, str],
+    before: tuple[list[Obj], list[Obj]],
+    after: tuple[list[Obj], list[Obj]],
+) -> None:
+    partial_ns, full_ns = scratch
+    previous, current = build_plan(*before, NODE), build_plan(*after, NODE)
+    changed = set(previous) | set(current)
+
+    def apply_nft(netns: str, text: str) -> None:
+        run(["ip", "netns", "exec", netns, "nft", "-f", "-"], text)
+
+    def apply_ipt(netns: str, text: str) -> None:
+        run(["ip", "netns", "exec", netns, "iptables-restore", "--noflush"], text)
+
+    def existing(netns: str) -> list[str]:
+        return [c.split(":")[-1] for c in ipt_state(netns) if c.startswith("*nat :")]
+
+    apply_nft(partial_ns, nftables.render_nftables_plan(previous, NODE))
+    apply_nft(
+        partial_ns, nftables.render_nftables_partial(previous, current, changed, NODE) or "\n"
+    )
+    apply_nft(full_ns, nftables.render_nftables_plan(current, NODE))
+    assert nft_state(partial_ns) == nft_state(full_ns)
+
+    apply_ipt(partial_ns, iptables.render_iptables_plan(previous, NODE, existing(partial_ns)))
+    apply_ipt(partial_ns, iptables.render_iptables_partial(previous, current, changed, NODE))
+    apply_ipt(full_ns, iptables.render_iptables_plan(current, NODE, existing(full_ns)))
+    assert ipt_state(partial_ns) == ipt_state(full_ns)
