@@ -24,6 +24,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
+
 from minikube_py.api.types import Obj
 from minikube_py.client import ApiException, Client
 
@@ -35,7 +37,12 @@ MAX_PODS = 110
 
 CONDITIONS = (
     # type, status when healthy, reason, message (the kubelet's words)
-    ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+    (
+        "MemoryPressure",
+        "False",
+        "KubeletHasSufficientMemory",
+        "kubelet has sufficient memory available",
+    ),
     ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
     ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
     ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
@@ -267,6 +274,6 @@ class NodeAgent:
                 if asyncio.get_running_loop().time() - last_status >= self.status_seconds:
                     await self.post_status()
                     last_status = asyncio.get_running_loop().time()
-            except (ApiException, OSError, asyncio.TimeoutError) as error:
+            except (TimeoutError, ApiException, OSError, aiohttp.ClientError) as error:
                 log.warning("node heartbeat failed: %s", error)
             await asyncio.sleep(self.lease_renew_seconds)

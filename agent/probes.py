@@ -101,7 +101,9 @@ def resolve_port(port: int | str, container: Obj) -> int:
     raise ValueError(f"port {port!r} is not a named port of container {container.get('name')}")
 
 
-async def run_check(probe: Obj, container: Obj, pod_ip: str, timeout: float, run: Exec) -> CheckResult:
+async def run_check(
+    probe: Obj, container: Obj, pod_ip: str, timeout: float, run: Exec
+) -> CheckResult:
     """One check of `probe` against the container; never raises for a failed check."""
     try:
         if "exec" in probe:
@@ -120,7 +122,7 @@ async def run_check(probe: Obj, container: Obj, pod_ip: str, timeout: float, run
             return CheckResult(True)
         if "httpGet" in probe:
             return await _http_check(probe["httpGet"], container, pod_ip, timeout)
-    except (OSError, asyncio.TimeoutError, aiohttp.ClientError, ValueError) as error:
+    except (TimeoutError, OSError, aiohttp.ClientError, ValueError) as error:
         return CheckResult(False, _describe(probe, container, pod_ip, error))
     return CheckResult(False, "probe has no handler (exec, httpGet or tcpSocket)")
 
@@ -147,7 +149,8 @@ def _describe(probe: Obj, container: Obj, pod_ip: str, error: BaseException) -> 
         return "probe timed out"
     if "httpGet" in probe:
         get = probe["httpGet"]
-        return f'Get "http://{get.get("host") or pod_ip}:{get.get("port")}{get.get("path") or "/"}": {error}'
+        url = f"http://{get.get('host') or pod_ip}:{get.get('port')}{get.get('path') or '/'}"
+        return f'Get "{url}": {error}'
     return f"dial tcp {pod_ip}:{probe.get('tcpSocket', {}).get('port')}: {error}"
 
 

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from apiserver import discovery, openapi, protobuf, tables
 from apiserver.errors import ApiError, bad_request, method_not_allowed, unauthorized
+from apiserver.nodeproxy import NodeProxy
 from apiserver.registry import Registry, WriteOptions
 from apiserver.storage import Unavailable
 from minikube_py.api.resources import BY_GROUP_PLURAL, Resource
@@ -139,8 +140,15 @@ def _write_options(request: web.Request) -> WriteOptions:
 
 
 class ApiServer:
-    def __init__(self, registry: Registry, tokens: set[str], server_address: str) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        tokens: set[str],
+        server_address: str,
+        node_proxy: NodeProxy | None = None,
+    ) -> None:
         self.registry = registry
+        self.node_proxy = node_proxy
         self.tokens = tokens
         self.server_address = server_address
         self.metrics = Metrics()
@@ -278,12 +286,14 @@ class ApiServer:
         target = _parse_target(group, version, rest)
         method = request.method
         sub = target.subresource
-        if sub in ("log", "exec", "portforward", "attach", "proxy"):
-            raise ApiError(
-                503,
-                "ServiceUnavailable",
-                f"{target.res.plural}/{sub} needs a node agent, which this cluster has not "
-                "connected yet",
+        if sub in ("log", "exec", "attach") and self.node_proxy is not None:
+            if sub == "log" and method == "GET":
+                return await self.node_proxy.logs(request, target.namespace, target.name)
+            if sub in ("exec", "attach") and method in ("GET", "POST"):
+                return await self.node_proxy.exec(request, target.namespace, target.name, sub)
+        if sub in ("log", "exec", "attach", "portforward", "proxy"):
+            raise method_not_allowed(
+                f"{target.res.plural}/{sub} with {method} is not supported by this apiserver"
             )
         if sub == "scale":
             return await self._scale(request, target)
@@ -493,6 +503,12 @@ class ApiServer:
                     break
                 except ApiError as e:
                     await _send(resp, "ERROR", e.status())
+                    break
+                except Exception as e:
+                    # the response has started: report inside the stream, never a 2nd reply
+                    log.exception("watch of %s failed", res.plural)
+                    error = ApiError(500, "InternalError", f"Internal error occurred: {e}")
+                    await _send(resp, "ERROR", error.status())
                     break
                 last_rv = obj["metadata"].get("resourceVersion", last_rv)
                 if as_table:

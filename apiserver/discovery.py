@@ -20,6 +20,7 @@ _SUB_VERBS = {
     "binding": ["create"],
     "log": ["get"],
     "exec": ["create", "get"],
+    "attach": ["create", "get"],
     "portforward": ["create", "get"],
     "proxy": ["create", "delete", "get", "patch", "update"],
     "finalize": ["update"],
@@ -30,6 +31,7 @@ _SUB_KIND = {
     "binding": ("", "v1", "Binding"),
     "log": ("", "v1", "Pod"),
     "exec": ("", "v1", "PodExecOptions"),
+    "attach": ("", "v1", "PodAttachOptions"),
     "portforward": ("", "v1", "PodPortForwardOptions"),
     "proxy": ("", "v1", "PodProxyOptions"),
 }

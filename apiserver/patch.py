@@ -53,7 +53,7 @@ class ApplyConflict(Exception):
     """Server-side apply would change fields that other managers own (the server answers 409).
 
     `conflicts` lists (manager, field path) pairs, e.g. ("kubectl-client-side-apply",
-    ".spec.replicas"); `causes` holds the matching Status causes (type
+    ".spec.replicas"); `causes` holds the matching Status causes (reason
     FieldManagerConflict) and the message reads like the apiserver's.
     """
 
@@ -996,7 +996,8 @@ def _conflict_error(managers: _Managers, conflicts: dict[_ManagerKey, FieldSet])
             lines += [f"- {path}" for other, _, path in found if other == who]
         message = f"Apply failed with {len(found)} conflicts: " + "\n".join(lines)
     causes = [
-        {"type": "FieldManagerConflict", "message": who, "field": path} for who, _, path in found
+        {"reason": "FieldManagerConflict", "message": f"conflict with {who}", "field": path}
+        for who, _, path in found
     ]
     return ApplyConflict([(name, path) for _, name, path in found], causes, message)
 

@@ -182,15 +182,14 @@ class Registry:
                 )
             md["name"] = md["generateName"] + uuid.uuid4().hex[:5]
         if res.namespaced:
-            await self._check_namespace_open(md["namespace"])
+            await self._check_namespace_open(res, md["name"], md["namespace"])
         for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
             md.pop(k, None)
         md["uid"] = str(uuid.uuid4())
         md["creationTimestamp"] = now_rfc3339()
         md["generation"] = 1
         _prepare_create(res.kind, obj)
-        defaults.apply_defaults(res.kind, obj)
-        self._validate(res, obj, None)
+        self._default_and_validate(res, obj, None)
         if not applied:
             obj = patch.record_update(
                 None,
@@ -203,6 +202,7 @@ class Registry:
 
     async def _insert(self, res: Resource, obj: Obj, opts: WriteOptions) -> Obj:
         key = self.key(res, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        explicit = allocators.claimed_keys(obj) if res.kind == "Service" else set()
         for _ in range(MAX_RETRIES):
             claims, releases, compares = await self._claims(res, obj, None)
             if opts.dry_run:
@@ -215,7 +215,7 @@ class Registry:
                 return _with_type(res, obj)
             if await _guard(self.store.get(key)) is not None:
                 raise already_exists(res, obj["metadata"]["name"])
-            await self._explicit_claims_free(res, obj, None)
+            await self._lost_claims(res, obj, None, explicit)
         raise conflict(res, obj["metadata"]["name"], "too many concurrent allocations")
 
     # ------------------------------------------------------------------ update
@@ -313,7 +313,7 @@ class Registry:
             )
 
         if not is_apply and content_type != "application/json-patch+json":
-            self._check_fields(res, _require_map(doc), opts, partial=True)
+            self._check_fields(res, _without_directives(_require_map(doc)), opts)
         return await self._write(
             res, namespace, name, mutate, opts, subresource, create_ok=is_apply, applied=is_apply
         )
@@ -344,8 +344,13 @@ class Registry:
                     wanted["metadata"]["namespace"] = namespace
                 return await self.create(res, namespace, wanted, opts, applied=applied)
             new = self._prepare_update(res, wanted, current, subresource)
-            defaults.apply_defaults(res.kind, new)
-            self._validate(res, new, current)
+            # a binding sets spec.nodeName, which no pod update may change
+            self._default_and_validate(
+                res,
+                new,
+                None if subresource == "binding" else current,
+                check=subresource != "binding",
+            )
             if not applied:
                 new = patch.record_update(
                     current,
@@ -357,6 +362,7 @@ class Registry:
             if _same(new, current):
                 return current  # no-op writes don't bump resourceVersion, as in kube
             finishing = _finalized(res.kind, new)
+            explicit = allocators.claimed_keys(new) if res.kind == "Service" else set()
             claims, releases, compares = await self._claims(
                 res, None if finishing else new, current
             )
@@ -370,7 +376,7 @@ class Registry:
             if result.succeeded:
                 new["metadata"]["resourceVersion"] = str(result.revision)
                 return new
-            await self._explicit_claims_free(res, new, current)
+            await self._lost_claims(res, new, current, explicit)
         raise conflict(res, name, "too many concurrent writes, try again")
 
     def _prepare_update(self, res: Resource, new: Obj, old: Obj, subresource: str) -> Obj:
@@ -393,10 +399,14 @@ class Registry:
             merged = copy.deepcopy(old)
             merged["status"] = new.get("status", {})
             return merged
+        if subresource == "binding":  # spec.nodeName and the PodScheduled condition
+            return new
         if subresource == "finalize":  # Namespace: only spec.finalizers changes
             merged = copy.deepcopy(old)
             merged.setdefault("spec", {})["finalizers"] = new.get("spec", {}).get("finalizers")
             return merged
+        if res.kind == "Service":
+            _drop_type_dependent_fields(new, old)
         if res.kind in STATUS_SPLIT:
             if "status" in old:
                 new["status"] = old["status"]
@@ -576,7 +586,7 @@ class Registry:
                 f"the API version in the data ({api_version}) does not match the expected "
                 f"API version ({res.api_version})"
             )
-        self._check_fields(res, body, opts, partial=False)
+        self._check_fields(res, body, opts)
         obj = copy.deepcopy(body)
         obj["apiVersion"], obj["kind"] = res.api_version, res.kind
         md = obj.setdefault("metadata", {})
@@ -594,7 +604,7 @@ class Registry:
             md.pop("namespace", None)
         return obj
 
-    def _check_fields(self, res: Resource, body: Obj, opts: WriteOptions, partial: bool) -> None:
+    def _check_fields(self, res: Resource, body: Obj, opts: WriteOptions) -> None:
         if opts.field_validation == "Ignore":
             return
         unknown = schema.unknown_fields(res.kind, body)
@@ -605,10 +615,19 @@ class Registry:
             raise bad_request(f"strict decoding error: {detail}")
         opts.warnings.extend(f'unknown field "{u}"' for u in unknown)
 
-    def _validate(self, res: Resource, obj: Obj, old: Obj | None) -> None:
-        errors = validation.validate(
-            res.kind, obj, old, node_port_range=self.config.node_port_range
-        )
+    def _default_and_validate(
+        self, res: Resource, obj: Obj, old: Obj | None, check: bool = True
+    ) -> None:
+        try:
+            defaults.apply_defaults(res.kind, obj)
+            errors = (
+                validation.validate(res.kind, obj, old, node_port_range=self.config.node_port_range)
+                if check
+                else []
+            )
+        except (AttributeError, TypeError, KeyError) as e:
+            # a value of the wrong JSON type where the schema wants another
+            raise bad_request(f"the object provided is malformed: {e!r}") from e
         if errors:
             name = obj["metadata"].get("name", "")
             raise invalid(
@@ -618,7 +637,7 @@ class Registry:
                 [{"reason": e.reason, "message": e.message, "field": e.field} for e in errors],
             )
 
-    async def _check_namespace_open(self, namespace: str) -> None:
+    async def _check_namespace_open(self, res: Resource, name: str, namespace: str) -> None:
         ns_res = BY_KIND["Namespace"]
         entry = await _guard(self.store.get(self.key(ns_res, "", namespace)))
         if entry is None:
@@ -627,11 +646,11 @@ class Registry:
             raise ApiError(
                 403,
                 "Forbidden",
-                f"unable to create new content in namespace {namespace} "
-                "because it is being terminated",
+                f'{res.group_resource} "{name}" is forbidden: unable to create new content '
+                f"in namespace {namespace} because it is being terminated",
                 {
-                    "name": namespace,
-                    "kind": "namespaces",
+                    "name": name,
+                    "kind": res.plural,
                     "causes": [
                         {
                             "reason": "NamespaceTerminating",
@@ -726,20 +745,25 @@ class Registry:
         entries, _ = await _guard(self.store.list(prefix))
         return {e.key[len(prefix) :] for e in entries}
 
-    async def _explicit_claims_free(self, res: Resource, new: Obj, old: Obj | None) -> None:
-        """After a failed txn: if a claim the write wanted is held by another Service,
-        the user asked for a taken value; say so instead of retrying."""
+    async def _lost_claims(
+        self, res: Resource, new: Obj, old: Obj | None, explicit: set[str]
+    ) -> None:
+        """After a failed txn, for each claim now held by another Service: a value the
+        user asked for is an error; one we picked at random lost a race and is cleared
+        so that the retry picks again."""
         if res.kind != "Service":
             return
         name = new["metadata"]["name"]
         mine = f"{new['metadata'].get('namespace')}/{name}"
         old_keys = allocators.claimed_keys(old) if old else set()
+        spec = new["spec"]
         for key in sorted(allocators.claimed_keys(new) - old_keys):
             held = await _guard(self.store.get(key))
             if held is None or held.value.get("service") == mine:
                 continue
             value = key.rsplit("/", 1)[1]
-            if key.startswith(allocators.IP_PREFIX):
+            is_ip = key.startswith(allocators.IP_PREFIX)
+            if key in explicit and is_ip:
                 raise _alloc_error(
                     res,
                     name,
@@ -747,22 +771,45 @@ class Registry:
                     f'[]string{{"{value}"}}',
                     f"failed to allocate IP {value}: provided IP is already allocated",
                 )
-            idx = next(
-                i for i, p in enumerate(new["spec"]["ports"]) if str(p.get("nodePort")) == value
-            )
-            raise _alloc_error(
-                res,
-                name,
-                f"spec.ports[{idx}].nodePort",
-                value,
-                "provided port is already allocated",
-            )
-        # the values were picked at random and lost a race: clear them and pick again
-        if new["spec"].get("clusterIP") not in (None, "None") and not (old or {}).get(
-            "spec", {}
-        ).get("clusterIP"):
-            new["spec"].pop("clusterIP", None)
-            new["spec"].pop("clusterIPs", None)
+            for idx, p in enumerate(spec.get("ports") or []):
+                if is_ip or str(p.get("nodePort")) != value:
+                    continue
+                if key in explicit:
+                    raise _alloc_error(
+                        res,
+                        name,
+                        f"spec.ports[{idx}].nodePort",
+                        value,
+                        "provided port is already allocated",
+                    )
+                p.pop("nodePort", None)
+            if is_ip:
+                spec.pop("clusterIP", None)
+                spec.pop("clusterIPs", None)
+
+
+def _drop_type_dependent_fields(new: Obj, old: Obj) -> None:
+    """When a Service changes type, values allocated for the old type that the new
+    object still carries unchanged are dropped (kube's dropTypeDependentFields), so
+    `kubectl apply` of a type change needs no manual clean-up."""
+    spec, old_spec = new.get("spec", {}), old.get("spec", {})
+    if spec.get("type") == old_spec.get("type"):
+        return
+    if spec.get("type") == "ExternalName" and spec.get("clusterIP") == old_spec.get("clusterIP"):
+        spec.pop("clusterIP", None)
+        spec.pop("clusterIPs", None)
+        spec.pop("ipFamilies", None)
+        spec.pop("ipFamilyPolicy", None)
+    if spec.get("type") not in ("NodePort", "LoadBalancer"):
+        old_ports = {p.get("nodePort") for p in old_spec.get("ports") or []}
+        for p in spec.get("ports") or []:
+            if p.get("nodePort") in old_ports:
+                p.pop("nodePort", None)
+        spec.pop("externalTrafficPolicy", None)
+    if spec.get("type") != "LoadBalancer":
+        if spec.get("healthCheckNodePort") == old_spec.get("healthCheckNodePort"):
+            spec.pop("healthCheckNodePort", None)
+        spec.pop("allocateLoadBalancerNodePorts", None)
 
 
 def _alloc_error(res: Resource, name: str, fld: str, value: str, detail: str) -> ApiError:
@@ -776,24 +823,11 @@ def _alloc_error(res: Resource, name: str, fld: str, value: str, detail: str) ->
 
 
 def _apply_conflict_error(res: Resource, name: str, e: patch.ApplyConflict) -> ApiError:
-    n = len(e.conflicts)
-    lines = "\n".join(f'- conflict with "{m}": {f}' for m, f in e.conflicts)
-    msg = f"Apply failed with {n} conflict{'s' if n != 1 else ''}: " + (
-        lines if n > 1 else lines.removeprefix("- ")
-    )
     return ApiError(
         409,
         "Conflict",
-        msg,
-        {
-            "name": name,
-            "group": res.group,
-            "kind": res.plural,
-            "causes": [
-                {"reason": "FieldManagerConflict", "message": f'conflict with "{m}"', "field": f}
-                for m, f in e.conflicts
-            ],
-        },
+        str(e),
+        {"name": name, "group": res.group, "kind": res.plural, "causes": e.causes},
     )
 
 
@@ -851,6 +885,16 @@ def _same(a: Obj, b: Obj) -> bool:
 def _with_type(res: Resource, obj: Obj) -> Obj:
     obj["apiVersion"], obj["kind"] = res.api_version, res.kind
     return obj
+
+
+def _without_directives(doc: Any) -> Any:
+    """A strategic merge patch minus its `$patch`, `$setElementOrder/...` and other
+    directive keys, which are instructions rather than fields of the object."""
+    if isinstance(doc, dict):
+        return {k: _without_directives(v) for k, v in doc.items() if not k.startswith("$")}
+    if isinstance(doc, list):
+        return [_without_directives(v) for v in doc]
+    return doc
 
 
 def _require_map(doc: Any) -> Obj:

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from apiserver.app import ApiServer
 from apiserver.errors import ApiError
+from apiserver.nodeproxy import NodeProxy
 from apiserver.registry import ClusterConfig, Registry, WriteOptions
 from apiserver.storage import EtcdStore, MemoryStore, Store, parse_endpoints
 from minikube_py.api.resources import BY_KIND, Resource
@@ -95,7 +96,10 @@ async def run(args: argparse.Namespace) -> None:
     )
     tokens = {t.strip() for t in Path(args.token_file).read_text().split() if t.strip()}
     advertise = args.advertise_address or args.bind_address[0]
-    server = ApiServer(registry, tokens, f"{advertise}:{args.secure_port}")
+    node_proxy = None
+    if args.agent_token_file:
+        node_proxy = NodeProxy(registry, Path(args.agent_token_file).read_text().strip())
+    server = ApiServer(registry, tokens, f"{advertise}:{args.secure_port}", node_proxy)
     # etcd may still be starting: retry the bootstrap instead of failing the process
     for attempt in range(60):
         try:
@@ -117,6 +121,8 @@ async def run(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await runner.cleanup()
+    if node_proxy is not None:
+        await node_proxy.close()
     await store.close()
 
 
@@ -138,6 +144,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tls-cert-file", required=True)
     p.add_argument("--tls-private-key-file", required=True)
     p.add_argument("--token-file", required=True, help="file of accepted bearer tokens")
+    p.add_argument(
+        "--agent-token-file",
+        default="",
+        help="token the apiserver presents to node agents (logs, exec)",
+    )
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/16")
     p.add_argument("--service-node-port-range", default="30000-32767")
     args = p.parse_args(argv)

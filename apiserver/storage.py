@@ -160,8 +160,8 @@ class MemoryStore:
             ok = cur is None if isinstance(c, Absent) else (cur and cur.revision == c.revision)
             if not ok:
                 return TxnResult(False, self._revision)
-        if not puts and not deletes:
-            return TxnResult(True, self._revision)
+        if not puts and not any(k in self._data for k in deletes):
+            return TxnResult(True, self._revision)  # etcd: a txn that changes nothing
         self._revision += 1
         rev = self._revision
         for key, value in puts:
@@ -175,21 +175,23 @@ class MemoryStore:
             if old is not None:
                 self._log.append((rev, "DELETED", key, old.raw, None))
         if len(self._log) > self.history_limit:
-            drop = len(self._log) - self.history_limit
-            self._compacted = max(self._compacted, self._log[drop - 1][0])
-            del self._log[:drop]
+            last_dropped = self._log[len(self._log) - self.history_limit - 1][0]
+            self._compacted = max(self._compacted, last_dropped + 1)
+            self._log = [e for e in self._log if e[0] >= self._compacted]
         cond = self._cond()
         async with cond:
             cond.notify_all()
         return TxnResult(True, rev)
 
     async def watch(self, prefix: str, after_revision: int) -> AsyncIterator[WatchEvent]:
-        if after_revision < self._compacted:
+        # like etcd, `_compacted` is the oldest revision still known: a watch may start
+        # there, i.e. after the revision before it
+        if after_revision < self._compacted - 1:
             raise Expired(f"revision {after_revision} compacted (at {self._compacted})")
         seen = after_revision
         cond = self._cond()
         while True:
-            if seen < self._compacted:
+            if seen < self._compacted - 1:
                 raise Expired(f"revision {seen} compacted (at {self._compacted})")
             pending = [e for e in self._log if e[0] > seen]
             for rev, kind, key, raw, prev in pending:
@@ -203,7 +205,7 @@ class MemoryStore:
 
     async def compact(self, revision: int) -> None:
         self._compacted = max(self._compacted, revision)
-        self._log = [e for e in self._log if e[0] > revision]
+        self._log = [e for e in self._log if e[0] >= revision]
 
     async def close(self) -> None:
         return None
@@ -333,11 +335,13 @@ class EtcdStore:
                 rev = ev.kv.mod_revision
                 if ev.kind == "DELETE":
                     prev = ev.prev_kv
-                    value = json.loads(prev.value) if prev else {"metadata": {}}
+                    # aetcd gives an empty KeyValue, not None, when there is no previous one
+                    value = json.loads(prev.value) if prev and prev.key else {"metadata": {}}
                     yield WatchEvent("DELETED", key, with_revision(value, rev), rev)
                 else:
                     kind = "ADDED" if ev.kv.create_revision == rev else "MODIFIED"
-                    old = json.loads(ev.prev_kv.value) if ev.prev_kv else None
+                    has_prev = ev.prev_kv is not None and ev.prev_kv.key
+                    old = json.loads(ev.prev_kv.value) if has_prev else None
                     yield WatchEvent(kind, key, decode(ev.kv.value, rev), rev, old)
         except aetcd.exceptions.RevisionCompactedError as e:
             raise Expired(str(e)) from e

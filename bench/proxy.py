@@ -31,6 +31,7 @@ from typing import Any
 from pyroute2.netns import popns, pushns
 
 from agent.proxy import NodeFacts, Plan, Proxier, build_plan, plan_service
+from agent.proxy.apply import Mode
 
 FACTS = NodeFacts("node-a")
 PODS = ("10.244.1.2", "10.244.1.3")
@@ -211,7 +212,7 @@ class Figures:
     connect_p99_ms: float
 
 
-def measure(mode: str, node: str, count: int, connects: int) -> Figures:
+def measure(mode: Mode, node: str, count: int, connects: int) -> Figures:
     services, slices = synthetic(count)
     start = time.perf_counter()
     plan: Plan = build_plan(services, slices, FACTS)
@@ -250,7 +251,7 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("bench/proxy.py needs root (network namespaces, nft, iptables)")
     sizes = [int(s) for s in args.sizes.split(",")]
-    modes = args.modes.split(",")
+    modes: list[Mode] = [m for m in ("nftables", "iptables") if m in args.modes.split(",")]
     results: dict[tuple[str, int], Figures] = {}
     rps: dict[str, tuple[float, float]] = {}
     for mode in modes:

@@ -96,13 +96,22 @@ class Lab:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(str(proc.pid))
 
-    def admin_token(self) -> str:
-        path = self.home / "tokens"
+    def _secret(self, filename: str) -> Path:
+        path = self.home / filename
         if not path.exists():
             self.home.mkdir(parents=True, exist_ok=True)
             path.write_text(secrets.token_hex(24) + "\n")
             os.chmod(path, 0o600)
-        return path.read_text().split()[0]
+        return path
+
+    def admin_token(self) -> str:
+        """The bearer token of the admin user (kubeconfig, controllers, agents)."""
+        return self._secret("tokens").read_text().split()[0]
+
+    @property
+    def agent_token_file(self) -> Path:
+        """The token the apiserver presents to node agents; only they accept it."""
+        return self._secret("agent-token")
 
     # ------------------------------------------------------------------ components
 
@@ -181,6 +190,8 @@ class Lab:
             str(key),
             "--token-file",
             str(self.home / "tokens"),
+            "--agent-token-file",
+            str(self.agent_token_file),
             "--service-cluster-ip-range",
             self.config.service_cidr,
             "--service-node-port-range",

@@ -215,6 +215,15 @@ def _restore_text(
     return "\n".join(lines) + "\n"
 
 
+def render_iptables_removal(existing_chains: Iterable[str]) -> str:
+    """Restore input deleting every chain of ours among `existing_chains` (nat) and the
+    filter chain; the hooks into them must have been deleted first."""
+    ours = sorted(c for c in set(existing_chains) if is_own_chain(c))
+    lines = ["*nat", *(f":{c} - [0:0]" for c in ours), *(f"-X {c}" for c in ours), "COMMIT"]
+    lines += ["*filter", f":{SERVICES} - [0:0]", f"-X {SERVICES}", "COMMIT"]
+    return "\n".join(lines) + "\n"
+
+
 def _shared_chains(plan: Plan, node: NodeFacts) -> tuple[IptFragment, dict[str, list[str]]]:
     fragment = plan_fragment((sp for key in sorted(plan) for sp in plan[key]), node)
     shared = {

@@ -133,9 +133,8 @@ def service_fragment(sp: ServicePort, node: NodeFacts) -> NftFragment:
     cluster_chain, local_chain, external_chain = chain_names(sp)
     internal_chain = local_chain if sp.internal_policy_local else cluster_chain
     external_policy_chain = local_chain if sp.external_policy_local else cluster_chain
-    reject = f"goto {REJECT_CHAIN}"
-    internal_filter = reject if not sp.has_endpoints else "drop"
-    external_filter = internal_filter
+    # No endpoints anywhere: refuse at once; only the Local policy lacks them: drop.
+    no_endpoints = f"goto {REJECT_CHAIN}" if not sp.has_endpoints else "drop"
 
     def key(ip: str) -> str:
         return f"{ip} . {sp.protocol} . {sp.port}"
@@ -143,18 +142,18 @@ def service_fragment(sp: ServicePort, node: NodeFacts) -> NftFragment:
     if sp.has_internal_endpoints:
         fragment.elements.add((SERVICE_IPS, key(sp.cluster_ip), f"goto {internal_chain}"))
     else:
-        fragment.elements.add((NO_ENDPOINT_SERVICES, key(sp.cluster_ip), internal_filter))
+        fragment.elements.add((NO_ENDPOINT_SERVICES, key(sp.cluster_ip), no_endpoints))
     for ip in sp.external_ips + sp.load_balancer_ips:
         if sp.has_endpoints:
             fragment.elements.add((SERVICE_IPS, key(ip), f"goto {external_chain}"))
         if not sp.has_external_endpoints:
-            fragment.elements.add((NO_ENDPOINT_SERVICES, key(ip), external_filter))
+            fragment.elements.add((NO_ENDPOINT_SERVICES, key(ip), no_endpoints))
     if sp.node_port:
         node_port_key = f"{sp.protocol} . {sp.node_port}"
         if sp.has_endpoints:
             fragment.elements.add((SERVICE_NODEPORTS, node_port_key, f"goto {external_chain}"))
         if not sp.has_external_endpoints:
-            fragment.elements.add((NO_ENDPOINT_NODEPORTS, node_port_key, external_filter))
+            fragment.elements.add((NO_ENDPOINT_NODEPORTS, node_port_key, no_endpoints))
 
     if sp.uses_cluster_chain:
         fragment.chains[cluster_chain] = []

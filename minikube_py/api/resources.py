@@ -59,7 +59,7 @@ RESOURCES: tuple[Resource, ...] = (
         "pods",
         True,
         ("po",),
-        ("status", "binding", "log", "exec", "portforward", "ephemeralcontainers"),
+        ("status", "binding", "log", "exec", "attach", "portforward", "ephemeralcontainers"),
         _ALL,
     ),
     Resource("", "v1", "Service", "services", True, ("svc",), ("status", "proxy"), _ALL),

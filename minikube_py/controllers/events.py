@@ -22,30 +22,47 @@ from minikube_py.client import ApiException, Client
 log = logging.getLogger(__name__)
 
 
-def event_body(obj: Obj, type_: str, reason: str, message: str, component: str,
-               timestamp: str, name_suffix: str) -> Obj:
+def event_body(
+    obj: Obj,
+    type_: str,
+    reason: str,
+    message: str,
+    component: str,
+    timestamp: str,
+    name_suffix: str,
+) -> Obj:
     """The Event for `obj` (pure; `name_suffix` keeps names unique)."""
     md = obj.get("metadata", {})
     ns = md.get("namespace") or "default"
     return {
-        "apiVersion": "v1", "kind": "Event",
+        "apiVersion": "v1",
+        "kind": "Event",
         "metadata": {"name": f"{md.get('name')}.{name_suffix}", "namespace": ns},
         "involvedObject": {
-            "kind": obj.get("kind"), "apiVersion": obj.get("apiVersion"),
-            "name": md.get("name"), "namespace": md.get("namespace", ""),
-            "uid": md.get("uid"), "resourceVersion": md.get("resourceVersion"),
+            "kind": obj.get("kind"),
+            "apiVersion": obj.get("apiVersion"),
+            "name": md.get("name"),
+            "namespace": md.get("namespace", ""),
+            "uid": md.get("uid"),
+            "resourceVersion": md.get("resourceVersion"),
         },
-        "reason": reason, "message": message, "type": type_,
+        "reason": reason,
+        "message": message,
+        "type": type_,
         "source": {"component": component},
-        "reportingComponent": component, "reportingInstance": "",
-        "count": 1, "firstTimestamp": timestamp, "lastTimestamp": timestamp,
+        "reportingComponent": component,
+        "reportingInstance": "",
+        "count": 1,
+        "firstTimestamp": timestamp,
+        "lastTimestamp": timestamp,
         "eventTime": None,
     }
 
 
 class EventRecorder:
-    def __init__(self, client: Client, component: str = "controller-manager",
-                 max_pending: int = 10_000) -> None:
+    def __init__(
+        self, client: Client, component: str = "controller-manager", max_pending: int = 10_000
+    ) -> None:
         self.client = client
         self.component = component
         self._queue: asyncio.Queue[tuple[Obj, str, str, str]] = asyncio.Queue(max_pending)
@@ -82,9 +99,10 @@ class EventRecorder:
             obj, type_, reason, message = await self._queue.get()
             try:
                 await self._send(obj, type_, reason, message)
-            except (ApiException, OSError, asyncio.TimeoutError) as e:
-                log.debug("event %s for %s dropped: %s", reason,
-                          obj.get("metadata", {}).get("name"), e)
+            except (TimeoutError, ApiException, OSError) as e:
+                log.debug(
+                    "event %s for %s dropped: %s", reason, obj.get("metadata", {}).get("name"), e
+                )
             except Exception:
                 log.exception("event %s dropped", reason)
 
@@ -95,15 +113,15 @@ class EventRecorder:
         if agg in self._seen:
             ns, name, count = self._seen[agg]
             try:
-                await self.client.patch("Event", name, {"count": count + 1,
-                                                        "lastTimestamp": stamp}, ns)
+                await self.client.patch(
+                    "Event", name, {"count": count + 1, "lastTimestamp": stamp}, ns
+                )
                 self._seen[agg] = (ns, name, count + 1)
                 return
             except ApiException as e:
                 if e.code != 404:
                     raise
-        body = event_body(obj, type_, reason, message, self.component, stamp,
-                          uuid.uuid4().hex[:16])
+        body = event_body(obj, type_, reason, message, self.component, stamp, uuid.uuid4().hex[:16])
         await self.client.create(body)
         if len(self._seen) > 4096:
             self._seen.clear()

@@ -30,8 +30,7 @@ class LeaderConfig:
     retry_period: float = 2.0
 
 
-def decide(spec: Obj | None, identity: str, observed_age: float, lease_duration: float
-           ) -> str:
+def decide(spec: Obj | None, identity: str, observed_age: float, lease_duration: float) -> str:
     """'acquire', 'renew' or 'standby' for a Lease spec (None: no Lease yet);
     observed_age is how long ago this process saw the record last change."""
     if spec is None:
@@ -63,7 +62,8 @@ class LeaderElector:
         return {
             "holderIdentity": self.identity,
             "leaseDurationSeconds": int(self.config.lease_duration),
-            "acquireTime": acquire_time or now, "renewTime": now,
+            "acquireTime": acquire_time or now,
+            "renewTime": now,
             "leaseTransitions": transitions,
         }
 
@@ -75,17 +75,21 @@ class LeaderElector:
             if e.code != 404:
                 raise
             lease = None
-        action = decide(lease and lease.get("spec"), self.identity, self._observe(lease),
-                        c.lease_duration)
+        action = decide(
+            lease and lease.get("spec"), self.identity, self._observe(lease), c.lease_duration
+        )
         if action == "standby":
             return False
         try:
             if lease is None:
-                await self.client.create({
-                    "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                    "metadata": {"name": c.name, "namespace": c.namespace},
-                    "spec": self._spec(0, ""),
-                })
+                await self.client.create(
+                    {
+                        "apiVersion": "coordination.k8s.io/v1",
+                        "kind": "Lease",
+                        "metadata": {"name": c.name, "namespace": c.namespace},
+                        "spec": self._spec(0, ""),
+                    }
+                )
             else:
                 spec = lease.get("spec", {})
                 transitions = int(spec.get("leaseTransitions") or 0)
@@ -105,10 +109,14 @@ class LeaderElector:
         while True:
             try:
                 if await self.try_acquire_or_renew():
-                    log.info("%s acquired lease %s/%s", self.identity,
-                             self.config.namespace, self.config.name)
+                    log.info(
+                        "%s acquired lease %s/%s",
+                        self.identity,
+                        self.config.namespace,
+                        self.config.name,
+                    )
                     return
-            except (ApiException, OSError, asyncio.TimeoutError) as e:
+            except (TimeoutError, ApiException, OSError) as e:
                 log.warning("leader election: %s", e)
             await asyncio.sleep(self.config.retry_period)
 
@@ -123,7 +131,7 @@ class LeaderElector:
                     continue
                 log.warning("lease taken over by another holder")
                 return
-            except (ApiException, OSError, asyncio.TimeoutError) as e:
+            except (TimeoutError, ApiException, OSError) as e:
                 log.warning("lease renewal failed: %s", e)
             if monotonic() - last_ok > self.config.renew_deadline:
                 return
@@ -134,8 +142,12 @@ class LeaderElector:
             lease = await self.client.get("Lease", c.name, c.namespace)
             if lease.get("spec", {}).get("holderIdentity") != self.identity:
                 return
-            lease["spec"] = {**lease["spec"], "holderIdentity": "",
-                             "leaseDurationSeconds": 1, "renewTime": now_micro()}
+            lease["spec"] = {
+                **lease["spec"],
+                "holderIdentity": "",
+                "leaseDurationSeconds": 1,
+                "renewTime": now_micro(),
+            }
             await self.client.update(lease)
-        except (ApiException, OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, ApiException, OSError) as e:
             log.warning("lease release failed: %s", e)

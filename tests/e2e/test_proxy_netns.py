@@ -2,8 +2,10 @@
 
 Topology (all names carry a per-run suffix, all removed by exact name afterwards):
 a "node" netns with bridge mkpy-br0 (10.244.1.1/24) and an uplink mkpy-node0 holding the
-node IP 192.168.49.2 and the service CIDR route; three "pod" netns (10.244.1.2-4)
-joined by veths, each running `busybox httpd` on :8080 that answers with its name.
+node IP 192.168.49.2 and the service CIDR route, whose far end is a "client" netns
+(192.168.49.10, a host outside the cluster); three "pod" netns (10.244.1.2-4)
+joined by veths, each running `busybox httpd` on :8080 and a UDP responder on :5353
+that answer with the pod's name.
 The proxy's rules are applied in the node netns by `Proxier`, and real TCP connections
 are made from the node netns and from a pod netns (the test thread enters the netns,
 so the sockets live there). Needs root: fails, not skips, without it.
@@ -12,6 +14,7 @@ so the sockets live there). Needs root: fails, not skips, without it.
 import os
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,13 +27,17 @@ import pytest
 from pyroute2.netns import popns, pushns
 
 from agent.proxy import NodeFacts, Proxier, build_plan, plan_service
+from agent.proxy.apply import Mode
+from agent.proxy.conntrack import delete_flows
 
 pytestmark = pytest.mark.e2e
 
 NODE_IP = "192.168.49.2"
 PODS = {"p1": "10.244.1.2", "p2": "10.244.1.3", "p3": "10.244.1.4"}
-WEB, EMPTY, STICKY, SELF = "10.96.0.10", "10.96.0.11", "10.96.0.12", "10.96.0.13"
+WEB, EMPTY, STICKY, SELF, UDP = "10.96.0.10", "10.96.0.11", "10.96.0.12", "10.96.0.13", "10.96.0.14"
 NODE_PORT = 30080
+UDP_LOCAL_PORT, UDP_CLUSTER_PORT = 30053, 30054
+CLIENT_IP = "192.168.49.10"  # a host outside the cluster, on the node network
 FACTS = NodeFacts("node-a")
 Obj = dict[str, Any]
 
@@ -63,22 +70,49 @@ def endpoint_slice(name: str, pods: list[str]) -> Obj:
     }
 
 
+def udp_slice(pods: list[str], name: str = "udp") -> Obj:
+    udp = endpoint_slice(name, pods)
+    udp["ports"] = [{"name": "", "port": 5353, "protocol": "UDP"}]
+    return udp
+
+
+def udp_node_port(name: str, ip: str, node_port: int, policy: str) -> Obj:
+    port = {"port": 53, "protocol": "UDP", "nodePort": node_port}
+    return service(name, ip, type="NodePort", externalTrafficPolicy=policy, ports=[port])
+
+
 SERVICES = [
     service("web", WEB, type="NodePort", ports=[{"port": 80, "nodePort": NODE_PORT}]),
     service("empty", EMPTY),
     service("sticky", STICKY, sessionAffinity="ClientIP"),
     service("self", SELF),
+    service("udp", UDP, ports=[{"port": 53, "protocol": "UDP"}]),
+    udp_node_port("udp-local", "10.96.0.15", UDP_LOCAL_PORT, "Local"),
+    udp_node_port("udp-cluster", "10.96.0.16", UDP_CLUSTER_PORT, "Cluster"),
 ]
 SLICES = [
     endpoint_slice("web", ["p1", "p2", "p3"]),
     endpoint_slice("sticky", ["p1", "p2", "p3"]),
     endpoint_slice("self", ["p1"]),
+    udp_slice(["p1", "p2"]),
+    udp_slice(["p1"], "udp-local"),
+    udp_slice(["p1"], "udp-cluster"),
 ]
+# every pod also answers UDP datagrams on :5353 with its name and the sender's address
+UDP_SERVER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5353))
+while True:
+    _, peer = s.recvfrom(512)
+    s.sendto(f"{sys.argv[1]} {peer[0]}".encode(), peer)
+"""
 
 
 @dataclass
 class Lab:
     node: str
+    client: str
     pods: dict[str, str]  # pod name -> netns
     proxier: Proxier
     servers: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -103,6 +137,17 @@ def get(netns: str, ip: str, port: int = 80) -> str:
     return reply.split(b"\r\n\r\n", 1)[1].decode().strip()
 
 
+def ask_udp(netns: str, ip: str, port: int) -> str:
+    """One datagram from inside `netns`; the reply ("pod sender-address")."""
+    with inside(netns):
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with client:
+        client.settimeout(2)
+        client.connect((ip, port))
+        client.send(b"?")
+        return client.recv(512).decode()
+
+
 def answers(netns: str, ip: str, port: int = 80, want: int = 3, tries: int = 60) -> set[str]:
     """Who answers, asking until `want` distinct pods did (or `tries` ran out)."""
     seen: set[str] = set()
@@ -115,22 +160,22 @@ def answers(netns: str, ip: str, port: int = 80, want: int = 3, tries: int = 60)
 
 def build_topology(
     suffix: str, tmp: Path
-) -> tuple[str, dict[str, str], list[subprocess.Popen[bytes]]]:
-    node = f"mkpy-px-{suffix}-n"
+) -> tuple[str, str, dict[str, str], list[subprocess.Popen[bytes]]]:
+    node, client = f"mkpy-px-{suffix}-n", f"mkpy-px-{suffix}-c"
     pods = {name: f"mkpy-px-{suffix}-{name}" for name in PODS}
-    sh("ip", "netns", "add", node)
-    for netns in pods.values():
+    for netns in (node, client, *pods.values()):
         sh("ip", "netns", "add", netns)
     n = ["ip", "-n", node]
     sh(*n, "link", "set", "lo", "up")
     sh(*n, "link", "add", "mkpy-br0", "type", "bridge")
     sh(*n, "addr", "add", "10.244.1.1/24", "dev", "mkpy-br0")
     sh(*n, "link", "set", "mkpy-br0", "up")
-    # the node's uplink: a veth pair whose far end goes nowhere (no dummy driver here)
-    sh(*n, "link", "add", "mkpy-node0", "type", "veth", "peer", "name", "mkpy-node1")
+    # the node's uplink, to a client netns standing for the rest of the node network
+    sh(*n, "link", "add", "mkpy-node0", "type", "veth", "peer", "name", "eth0", "netns", client)
     sh(*n, "addr", "add", f"{NODE_IP}/24", "dev", "mkpy-node0")
-    sh(*n, "link", "set", "mkpy-node1", "up")
     sh(*n, "link", "set", "mkpy-node0", "up")
+    sh("ip", "-n", client, "addr", "add", f"{CLIENT_IP}/24", "dev", "eth0")
+    sh("ip", "-n", client, "link", "set", "eth0", "up")
     sh(*n, "route", "add", "10.96.0.0/16", "dev", "mkpy-node0")
     sh("ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
     servers = []
@@ -149,47 +194,34 @@ def build_topology(
         root = tmp / name
         root.mkdir()
         (root / "index.html").write_text(f"{name}\n")
-        servers.append(
-            subprocess.Popen(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    netns,
-                    "busybox",
-                    "httpd",
-                    "-f",
-                    "-p",
-                    "8080",
-                    "-h",
-                    str(root),
-                ]
-            )
-        )
-    return node, pods, servers
+        in_pod = ["ip", "netns", "exec", netns]
+        httpd = ["busybox", "httpd", "-f", "-p", "8080", "-h", str(root)]
+        servers.append(subprocess.Popen([*in_pod, *httpd]))
+        servers.append(subprocess.Popen([*in_pod, sys.executable, "-c", UDP_SERVER, name]))
+    return node, client, pods, servers
 
 
 @pytest.fixture(scope="module", params=["nftables", "iptables"])
 def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     assert os.geteuid() == 0, "the proxy e2e tests need root (netns, nft, iptables)"
     suffix = uuid.uuid4().hex[:6]
-    names = [f"mkpy-px-{suffix}-n", *(f"mkpy-px-{suffix}-{p}" for p in PODS)]
+    names = [f"mkpy-px-{suffix}-{p}" for p in ("n", "c", *PODS)]
     servers: list[subprocess.Popen[bytes]] = []
     try:
-        node, pods, servers = build_topology(suffix, tmp_path_factory.mktemp(request.param))
+        node, client, pods, servers = build_topology(suffix, tmp_path_factory.mktemp(request.param))
         proxier = Proxier(request.param, FACTS, node)
         proxier.sync(build_plan(SERVICES, SLICES, FACTS))
         deadline = time.monotonic() + 5
-        while True:  # the httpd processes are up once a pod answers directly
+        while True:  # the servers are up once every pod answers directly
             try:
-                get(pods["p3"], PODS["p1"], 8080)
-                get(node, PODS["p2"], 8080)
-                get(node, PODS["p3"], 8080)
+                for ip in PODS.values():
+                    get(node, ip, 8080)
+                    ask_udp(node, ip, 5353)
                 break
             except OSError:
                 assert time.monotonic() < deadline, "busybox httpd did not start"
                 time.sleep(0.05)
-        yield Lab(node, pods, proxier, servers)
+        yield Lab(node, client, pods, proxier, servers)
     finally:
         for server in servers:
             server.terminate()
@@ -250,3 +282,56 @@ def test_flushed_rules_are_drift_and_a_resync_repairs_them(lab: Lab) -> None:
     assert result is not None and result.full
     assert not lab.proxier.drifted()
     assert answers(lab.node, WEB) == {"p1", "p2", "p3"}
+
+
+def test_udp_client_moves_when_its_endpoint_leaves(lab: Lab) -> None:
+    """The old endpoint keeps answering: only deleting the stale conntrack flow makes the
+    same client socket reach the remaining endpoint."""
+    with inside(lab.node):
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with client:
+        client.settimeout(2)
+        client.connect((UDP, 53))
+        client.send(b"?")
+        first = client.recv(512).decode().split()[0]
+        client.send(b"?")
+        assert client.recv(512).decode().split()[0] == first  # one flow, one endpoint
+        remaining = "p2" if first == "p1" else "p1"
+        lab.proxier.sync(
+            {"default/udp": plan_service(SERVICES[4], [udp_slice([remaining])], FACTS)}
+        )
+        client.send(b"?")
+        assert client.recv(512).decode().split()[0] == remaining
+    lab.proxier.sync({"default/udp": plan_service(SERVICES[4], [SLICES[3]], FACTS)})
+
+
+def test_external_traffic_policy_local_keeps_the_client_address(lab: Lab) -> None:
+    assert ask_udp(lab.client, NODE_IP, UDP_LOCAL_PORT) == f"p1 {CLIENT_IP}"
+    # Cluster policy masquerades (the endpoint could be on another node)
+    assert ask_udp(lab.client, NODE_IP, UDP_CLUSTER_PORT) == "p1 10.244.1.1"
+
+
+def test_conntrack_deletion_in_the_node_namespace(lab: Lab) -> None:
+    """Deleting flows that do not exist is not an error; a bad argument is."""
+    delete_flows([["-D", "-p", "udp", "--orig-dst", "10.96.0.99"]], lab.node)
+    with pytest.raises(RuntimeError):
+        delete_flows([["-D", "-p", "udp", "--orig-dst", "not-an-ip"]], lab.node)
+
+
+def test_switching_modes_removes_the_other_modes_rules(lab: Lab) -> None:
+    """Last in the module: leaves the lab with no proxy rules at all."""
+    in_node = ["ip", "netns", "exec", lab.node]
+
+    def rules_present() -> dict[str, bool]:
+        tables = subprocess.run([*in_node, "nft", "list", "tables"], capture_output=True, text=True)
+        saved = subprocess.run([*in_node, "iptables-save"], capture_output=True, text=True)
+        return {"nftables": "mkpy-proxy" in tables.stdout, "iptables": "MKPY-" in saved.stdout}
+
+    other: Mode = "iptables" if lab.proxier.mode == "nftables" else "nftables"
+    assert rules_present() == {lab.proxier.mode: True, other: False}
+    switched = Proxier(other, FACTS, lab.node)
+    switched.sync(build_plan(SERVICES, SLICES, FACTS))
+    assert rules_present() == {lab.proxier.mode: False, other: True}
+    assert answers(lab.node, WEB) == {"p1", "p2", "p3"}
+    switched.remove()
+    assert rules_present() == {"nftables": False, "iptables": False}

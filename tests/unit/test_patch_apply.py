@@ -228,10 +228,10 @@ def test_several_conflicts_are_grouped_by_manager_with_status_causes() -> None:
         'Apply failed with 2 conflicts: conflicts with "kubectl-client-side-apply" using apps/v1:\n'
         f"- .spec.replicas\n- {image}"
     )
-    who = '"kubectl-client-side-apply" using apps/v1'
+    who = 'conflict with "kubectl-client-side-apply" using apps/v1'
     assert raised.value.causes == [
-        {"type": "FieldManagerConflict", "message": who, "field": ".spec.replicas"},
-        {"type": "FieldManagerConflict", "message": who, "field": image},
+        {"reason": "FieldManagerConflict", "message": who, "field": ".spec.replicas"},
+        {"reason": "FieldManagerConflict", "message": who, "field": image},
     ]
 
 
@@ -272,7 +272,7 @@ def test_a_field_another_manager_owns_stays_when_the_applier_drops_it() -> None:
     )
     second = server_side_apply(
         first,
-        {**deployment(), "spec": {}, "metadata": {"name": "web", "labels": {"tier": "fe"}}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"labels": {"tier": "fe"}}},
         "other",
         False,
         DEPLOYMENT,

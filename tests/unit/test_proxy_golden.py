@@ -5,12 +5,13 @@ read the diff: these files are the reviewable form of the proxy's behaviour.
 """
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from agent.proxy.iptables import render_iptables, render_iptables_partial
+from agent.proxy.iptables import render_iptables, render_iptables_partial, render_iptables_removal
 from agent.proxy.model import NodeFacts, build_plan, plan_service
 from agent.proxy.nftables import render_nftables, render_nftables_partial
 
@@ -65,7 +66,7 @@ def test_iptables_partial_golden() -> None:
 
 
 @pytest.mark.parametrize("render", [render_nftables, render_iptables])
-def test_services_without_rules_leave_no_trace(render) -> None:  # type: ignore[no-untyped-def]
+def test_services_without_rules_leave_no_trace(render: Callable[..., str]) -> None:
     text = render(SERVICES, SLICES, NODE)
     assert "/ext/" not in text and "headless" not in text
 
@@ -81,3 +82,9 @@ def test_nftables_partial_touches_only_the_changed_services() -> None:
 def test_partial_of_nothing_is_empty_for_nftables() -> None:
     plan = build_plan(SERVICES, SLICES, NODE)
     assert render_nftables_partial(plan, plan, ["default/web"], NODE) == ""
+
+
+def test_iptables_removal_deletes_only_our_chains() -> None:
+    text = render_iptables_removal(["PREROUTING", "MKPY-SERVICES", "MKPY-SEP-X", "MKPY-FORWARD"])
+    assert "-X MKPY-SERVICES" in text and "-X MKPY-SEP-X" in text
+    assert "MKPY-FORWARD" not in text and "PREROUTING" not in text

@@ -50,10 +50,12 @@ def test_ready_endpoints_win_over_terminating_ones() -> None:
         "spec": {"clusterIP": "10.96.1.1", "ports": [{"port": 80}]},
     }
     endpoints = [
-        {"addresses": ["10.244.1.1"], "conditions": {"serving": True, "terminating": True}},
+        {
+            "addresses": ["10.244.1.1"],
+            "conditions": {"ready": False, "serving": True, "terminating": True},
+        },
         {"addresses": ["10.244.1.2"], "conditions": {"ready": True}},
     ]
-    endpoints[0]["conditions"]["ready"] = False
     slices = [
         {
             "metadata": {"name": "s-1", "namespace": "n"},
@@ -95,12 +97,10 @@ def test_internal_traffic_policy_local_without_local_endpoint(plan: Plan) -> Non
 
 
 def test_node_ports_only_for_node_port_and_load_balancer_types() -> None:
-    service = {
-        "metadata": {"name": "s", "namespace": "n"},
-        "spec": {"clusterIP": "10.96.1.1", "ports": [{"port": 80, "nodePort": 30001}]},
-    }
+    spec = {"clusterIP": "10.96.1.1", "ports": [{"port": 80, "nodePort": 30001}]}
+    service = {"metadata": {"name": "s", "namespace": "n"}, "spec": spec}
     assert plan_service(service, [], NODE)[0].node_port == 0
-    service["spec"]["type"] = "NodePort"
+    spec["type"] = "NodePort"
     assert plan_service(service, [], NODE)[0].node_port == 30001
 
 

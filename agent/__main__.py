@@ -1,0 +1,5 @@
+"""`python -m agent`: the node agent (see agent.main)."""
+
+from agent.main import main
+
+main()

@@ -1,0 +1,327 @@
+"""The apiserver against raw etcd, measured in the same run on the same etcd.
+
+Starts its own etcd and apiserver with the lab launcher in a temporary home (free
+loopback ports), then for 1, 10 and 50 concurrent clients measures four operations
+through the apiserver (HTTPS, bearer token, the project's async REST client) and
+their raw peer straight on etcd through aetcd, with values of the same JSON size:
+
+    create  POST a ConfigMap            vs  aetcd put of the stored JSON
+    get     GET one ConfigMap           vs  aetcd get of one key
+    list    LIST a namespace of 100     vs  aetcd get_prefix of 100 keys
+    watch   events delivered to N watchers of one namespace while a writer puts
+            objects into etcd           vs  N aetcd prefix watchers of the same puts
+
+and prints throughput (operations or delivered events per second), p50 and p99
+latency (for watch: from the put to the event's arrival), and the ratio of our
+throughput to raw etcd's. Everything it started is stopped and removed at the end.
+
+    .venv/bin/python bench/api.py [--scale 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aetcd
+
+from minikube_py.client import ApiException, Client, Credentials
+from minikube_py.lab import Lab, LabConfig
+
+CONCURRENCY = (1, 10, 50)
+LIST_SIZE = 100
+PAYLOAD_BYTES = 512  # the ConfigMap's data, so objects are a realistic ~1 KiB of JSON
+
+
+@dataclass
+class Result:
+    ops: int
+    seconds: float
+    latencies: list[float]  # seconds
+
+    @property
+    def rate(self) -> float:
+        return self.ops / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def config_map(namespace: str, name: str, stamp: float = 0.0) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {"payload": "x" * PAYLOAD_BYTES, "sent": repr(stamp)},
+    }
+
+
+async def run_concurrently(clients: int, total: int, op: Callable[[int], Awaitable[Any]]) -> Result:
+    """`total` calls of `op(i)` shared by `clients` workers, each call timed."""
+    latencies: list[float] = []
+    counter = iter(range(total))
+
+    async def worker() -> None:
+        for i in counter:
+            started = time.perf_counter()
+            await op(i)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return Result(total, time.perf_counter() - started, latencies)
+
+
+# ------------------------------------------------------------------ watch
+
+
+async def watch_fanout(
+    clients: int,
+    events: int,
+    subscribe: Callable[[asyncio.Event, Callable[[bytes | str], None]], Awaitable[None]],
+    put: Callable[[int], Awaitable[None]],
+) -> Result:
+    """`clients` watchers each receive `events` puts; latency is put-to-arrival, taken
+    from the send time each value carries."""
+    latencies: list[float] = []
+    remaining = clients * events
+    finished = asyncio.Event()
+    ready = [asyncio.Event() for _ in range(clients)]
+
+    def on_value(sent: bytes | str) -> None:
+        nonlocal remaining
+        latencies.append(time.perf_counter() - float(sent))
+        remaining -= 1
+        if remaining == 0:
+            finished.set()
+
+    watchers = [asyncio.ensure_future(subscribe(r, on_value)) for r in ready]
+    await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), 30)
+    started = time.perf_counter()
+    for i in range(events):
+        await put(i)
+    done = asyncio.ensure_future(finished.wait())
+    try:
+        # a watcher that ends early (the server broke its stream) fails the phase now
+        await asyncio.wait([done, *watchers], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        elapsed = time.perf_counter() - started
+        broken = next((w for w in watchers if w.done()), None)
+        if broken is not None:
+            raise RuntimeError(f"a watcher ended early: {broken.exception()!r}")
+        if not finished.is_set():
+            raise TimeoutError(f"{remaining} of {clients * events} events never arrived")
+    finally:
+        for task in (done, *watchers):
+            task.cancel()
+        await asyncio.gather(done, *watchers, return_exceptions=True)
+    return Result(clients * events, elapsed, latencies)
+
+
+# ------------------------------------------------------------------ the two sides
+
+
+class Bench:
+    def __init__(self, api: Client, etcd: aetcd.Client, scale: float) -> None:
+        self.api = api
+        self.etcd = etcd
+        self.scale = scale
+        self.run_id = uuid.uuid4().hex[:6]
+
+    def n(self, base: int) -> int:
+        return max(10, int(base * self.scale))
+
+    async def namespace(self, name: str) -> str:
+        await self.api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        return name
+
+    async def stored_json(self) -> bytes:
+        """The bytes the apiserver stores for one benchmark ConfigMap: the raw peer
+        writes values of exactly this size."""
+        ns = await self.namespace(f"size-{self.run_id}")
+        await self.api.create(config_map(ns, "probe"))
+        got = await self.etcd.get(f"/registry/configmaps/{ns}/probe".encode())
+        assert got is not None
+        return bytes(got.value)
+
+    async def create(self, clients: int, value: bytes) -> tuple[Result, Result]:
+        ns = await self.namespace(f"create-{clients}-{self.run_id}")
+        total = self.n(600)
+        ours = await run_concurrently(
+            clients, total, lambda i: self.api.create(config_map(ns, f"cm-{i}"))
+        )
+        prefix = f"/raw/create-{clients}-{self.run_id}/"
+        raw = await run_concurrently(
+            clients, total, lambda i: self.etcd.put(f"{prefix}{i}".encode(), value)
+        )
+        return ours, raw
+
+    async def get(self, clients: int, value: bytes) -> tuple[Result, Result]:
+        ns = f"create-{clients}-{self.run_id}"  # the objects the create phase made
+        prefix = f"/raw/create-{clients}-{self.run_id}/"
+        stored = self.n(600)
+        total = self.n(1000)
+        ours = await run_concurrently(
+            clients, total, lambda i: self.api.get("ConfigMap", f"cm-{i % stored}", ns)
+        )
+        raw = await run_concurrently(
+            clients, total, lambda i: self.etcd.get(f"{prefix}{i % stored}".encode())
+        )
+        return ours, raw
+
+    async def list(self, clients: int, value: bytes) -> tuple[Result, Result]:
+        ns = f"list-{self.run_id}"
+        prefix = f"/raw/list-{self.run_id}/"
+        total = self.n(150)
+
+        async def list_ours(_: int) -> None:
+            got = await self.api.list("ConfigMap", ns)
+            assert len(got["items"]) == LIST_SIZE
+
+        async def list_raw(_: int) -> None:
+            got = await self.etcd.get_prefix(prefix.encode())
+            assert len(got.kvs) == LIST_SIZE
+
+        return (
+            await run_concurrently(clients, total, list_ours),
+            await run_concurrently(clients, total, list_raw),
+        )
+
+    async def fill_list_namespace(self, value: bytes) -> None:
+        ns = await self.namespace(f"list-{self.run_id}")
+        for i in range(LIST_SIZE):
+            await self.api.create(config_map(ns, f"cm-{i}"))
+            await self.etcd.put(f"/raw/list-{self.run_id}/{i}".encode(), value)
+
+    async def watch(self, clients: int, value: bytes) -> tuple[Result, Result]:
+        ns = await self.namespace(f"watch-{clients}-{self.run_id}")
+        key_prefix = f"/registry/configmaps/{ns}/"
+        raw_prefix = f"/raw/watch-{clients}-{self.run_id}/"
+        events = self.n(300)
+
+        def stamped(i: int) -> bytes:
+            return json.dumps(config_map(ns, f"cm-{i}", time.perf_counter())).encode()
+
+        async def subscribe_ours(
+            ready: asyncio.Event, on_value: Callable[[bytes | str], None]
+        ) -> None:
+            listed = await self.api.list("ConfigMap", ns)
+            rv = listed["metadata"]["resourceVersion"]
+            stream = self.api.watch("ConfigMap", ns, rv)
+            ready.set()
+            async for _, obj in stream:
+                on_value(obj["data"]["sent"])
+
+        async def subscribe_raw(
+            ready: asyncio.Event, on_value: Callable[[bytes | str], None]
+        ) -> None:
+            watch = await self.etcd.watch_prefix(raw_prefix.encode())
+            ready.set()
+            try:
+                async for ev in watch:
+                    on_value(json.loads(ev.kv.value)["data"]["sent"])
+            finally:
+                await watch.cancel()
+
+        async def put_ours(i: int) -> None:
+            await self.etcd.put(f"{key_prefix}cm-{i}".encode(), stamped(i))
+
+        async def put_raw(i: int) -> None:
+            await self.etcd.put(f"{raw_prefix}{i}".encode(), stamped(i))
+
+        return (
+            await watch_fanout(clients, events, subscribe_ours, put_ours),
+            await watch_fanout(clients, events, subscribe_raw, put_raw),
+        )
+
+
+# ------------------------------------------------------------------ main
+
+
+async def measure(lab: Lab, scale: float) -> list[tuple[str, int, Result, Result]]:
+    assert lab.kubeconfig_path is not None
+    creds = Credentials.from_kubeconfig(lab.kubeconfig_path)
+    rows: list[tuple[str, int, Result, Result]] = []
+    async with (
+        Client(creds, user_agent="bench") as api,
+        aetcd.Client(host="127.0.0.1", port=lab.config.etcd_client_port) as etcd,
+    ):
+        bench = Bench(api, etcd, scale)
+        value = await bench.stored_json()
+        await bench.fill_list_namespace(value)
+        for name in ("create", "get", "list", "watch"):
+            for clients in CONCURRENCY:
+                try:
+                    ours, raw = await getattr(bench, name)(clients, value)
+                except (ApiException, RuntimeError, TimeoutError) as e:
+                    print(f"{name} at {clients} clients failed: {e!r}")
+                    continue
+                rows.append((name, clients, ours, raw))
+                print(f"  {name:6} x{clients:<3} done", flush=True)
+    return rows
+
+
+def print_table(rows: list[tuple[str, int, Result, Result]]) -> None:
+    header = (
+        f"{'op':7}{'clients':>8}{'ops/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'etcd ops/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, clients, ours, raw in rows:
+        print(
+            f"{name:7}{clients:>8}{ours.rate:>10.0f}{ours.percentile(0.5):>9.2f}"
+            f"{ours.percentile(0.99):>9.2f}{raw.rate:>12.0f}{raw.percentile(0.5):>9.2f}"
+            f"{raw.percentile(0.99):>9.2f}{ours.rate / raw.rate:>8.2f}"
+        )
+    print("ratio = our throughput / raw etcd throughput (higher is better, 1.0 = parity)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply operation counts")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="mkpy-bench-api-"))
+    lab = Lab(
+        home,
+        LabConfig(
+            name="bench" + uuid.uuid4().hex[:4],
+            apiserver_port=free_port(),
+            etcd_client_port=free_port(),
+            etcd_peer_port=free_port(),
+            nodes=0,
+        ),
+        kubeconfig_path=home / "kubeconfig",
+    )
+    try:
+        lab.save_config()
+        lab.start_etcd()
+        lab.start_apiserver()
+        lab.write_kubeconfig()
+        started = time.monotonic()
+        rows = asyncio.run(measure(lab, args.scale))
+        print(f"\nmeasured in {time.monotonic() - started:.0f}s")
+        print_table(rows)
+    finally:
+        lab.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

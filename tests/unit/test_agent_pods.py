@@ -1,0 +1,314 @@
+"""The pod sync loop's pure core: Service environment, fieldRef values, restarts and
+back-off, phase, conditions, status and configMap/secret volume files."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.pods import (
+    ContainerRecord,
+    CrashBackoff,
+    field_values,
+    pod_conditions,
+    pod_phase,
+    pod_status,
+    qos_class,
+    service_env,
+    should_restart,
+    volume_files,
+)
+from agent.runtime import RuntimeFailure
+
+NOW = "2026-01-01T00:00:10Z"
+EARLIER = "2026-01-01T00:00:00Z"
+
+
+def service(ns: str, name: str, ip: str, *ports: tuple[str, int, str]) -> dict:
+    return {
+        "metadata": {"namespace": ns, "name": name},
+        "spec": {
+            "clusterIP": ip,
+            "ports": [{"name": n, "port": p, "protocol": proto} for n, p, proto in ports],
+        },
+    }
+
+
+def running(name: str, ready: bool = True) -> ContainerRecord:
+    return ContainerRecord(
+        name, "img", {"running": {"startedAt": EARLIER}}, ready=ready, started=True
+    )
+
+
+def exited(name: str, code: int) -> ContainerRecord:
+    return ContainerRecord(name, "img", {"terminated": {"exitCode": code}})
+
+
+def waiting(
+    name: str, reason: str = "ContainerCreating", ran_before: bool = False
+) -> ContainerRecord:
+    last = {"terminated": {"exitCode": 1}} if ran_before else {}
+    return ContainerRecord(name, "img", {"waiting": {"reason": reason}}, last_state=last)
+
+
+# --- environment ---------------------------------------------------------------------
+
+
+def test_service_env_golden() -> None:
+    services = [
+        service("default", "kubernetes", "10.96.0.1", ("https", 443, "TCP")),
+        service("app", "redis-primary", "10.96.0.11", ("", 6379, "TCP"), ("metrics", 9121, "TCP")),
+        service("app", "headless", "None", ("", 80, "TCP")),
+        service("other", "elsewhere", "10.96.0.12", ("", 80, "TCP")),
+    ]
+    env = service_env(services, "app")
+    assert env == {
+        "KUBERNETES_SERVICE_HOST": "10.96.0.1",
+        "KUBERNETES_SERVICE_PORT": "443",
+        "KUBERNETES_SERVICE_PORT_HTTPS": "443",
+        "KUBERNETES_PORT": "tcp://10.96.0.1:443",
+        "KUBERNETES_PORT_443_TCP": "tcp://10.96.0.1:443",
+        "KUBERNETES_PORT_443_TCP_PROTO": "tcp",
+        "KUBERNETES_PORT_443_TCP_PORT": "443",
+        "KUBERNETES_PORT_443_TCP_ADDR": "10.96.0.1",
+        "REDIS_PRIMARY_SERVICE_HOST": "10.96.0.11",
+        "REDIS_PRIMARY_SERVICE_PORT": "6379",
+        "REDIS_PRIMARY_SERVICE_PORT_METRICS": "9121",
+        "REDIS_PRIMARY_PORT": "tcp://10.96.0.11:6379",
+        "REDIS_PRIMARY_PORT_6379_TCP": "tcp://10.96.0.11:6379",
+        "REDIS_PRIMARY_PORT_6379_TCP_PROTO": "tcp",
+        "REDIS_PRIMARY_PORT_6379_TCP_PORT": "6379",
+        "REDIS_PRIMARY_PORT_6379_TCP_ADDR": "10.96.0.11",
+        "REDIS_PRIMARY_PORT_9121_TCP": "tcp://10.96.0.11:9121",
+        "REDIS_PRIMARY_PORT_9121_TCP_PROTO": "tcp",
+        "REDIS_PRIMARY_PORT_9121_TCP_PORT": "9121",
+        "REDIS_PRIMARY_PORT_9121_TCP_ADDR": "10.96.0.11",
+    }
+
+
+def test_service_links_off_keeps_only_the_kubernetes_service() -> None:
+    services = [
+        service("default", "kubernetes", "10.96.0.1", ("https", 443, "TCP")),
+        service("app", "web", "10.96.0.5", ("", 80, "TCP")),
+    ]
+    env = service_env(services, "app", enable_links=False)
+    assert "WEB_SERVICE_HOST" not in env and env["KUBERNETES_SERVICE_HOST"] == "10.96.0.1"
+
+
+def test_field_values() -> None:
+    pod = {
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "labels": {"app": "x"}},
+        "spec": {"nodeName": "n1", "serviceAccountName": "default"},
+    }
+    values = field_values(pod, "10.244.1.5", "192.168.49.2")
+    assert values["metadata.name"] == "p" and values["metadata.namespace"] == "ns"
+    assert values["status.podIP"] == "10.244.1.5" and values["status.hostIP"] == "192.168.49.2"
+    assert values["spec.nodeName"] == "n1" and values["metadata.labels['app']"] == "x"
+
+
+# --- restarts ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("policy", "code", "restart"),
+    [("Always", 0, True), ("Always", 1, True), ("OnFailure", 0, False),
+     ("OnFailure", 2, True), ("Never", 0, False), ("Never", 1, False)],
+)  # fmt: skip
+def test_should_restart(policy: str, code: int, restart: bool) -> None:
+    assert should_restart(policy, code) is restart
+
+
+def test_crash_backoff_is_immediate_then_doubles_to_the_cap() -> None:
+    backoff = CrashBackoff(base=10, cap=40)
+    key = ("uid", "c")
+    waits = []
+    now = 1000.0
+    for _ in range(5):
+        wait = backoff.remaining(key, finished_at=now, now=now)
+        waits.append(wait)
+        now += wait
+        backoff.restarted(key, now)
+    assert waits == [0, 10, 20, 40, 40]
+
+
+def test_crash_backoff_forgets_a_container_healthy_for_twice_the_cap() -> None:
+    backoff = CrashBackoff(base=10, cap=40)
+    backoff.restarted(("uid", "c"), 0)
+    assert backoff.remaining(("uid", "c"), finished_at=81, now=81.5) == 0
+    backoff.restarted(("uid", "c"), 100)
+    backoff.forget("uid")
+    assert backoff.remaining(("uid", "c"), finished_at=101, now=101) == 0
+
+
+@given(st.integers(1, 100), st.integers(1, 1000), st.integers(1, 30))
+def test_crash_backoff_never_exceeds_the_cap(base: int, cap: int, restarts: int) -> None:
+    backoff = CrashBackoff(base=base, cap=max(cap, base))
+    for i in range(restarts):
+        backoff.restarted(("u", "c"), float(i))
+    assert 0 <= backoff.remaining(("u", "c"), restarts, restarts) <= max(cap, base)
+
+
+# --- phase and conditions ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("policy", "inits", "apps", "phase"),
+    [
+        ("Always", [], [waiting("a")], "Pending"),
+        ("Always", [running("i")], [waiting("a", "PodInitializing")], "Pending"),
+        ("Never", [exited("i", 1)], [waiting("a", "PodInitializing")], "Failed"),
+        ("Always", [exited("i", 0)], [running("a")], "Running"),
+        ("Always", [], [running("a"), waiting("b", "CrashLoopBackOff", True)], "Running"),
+        ("Always", [], [waiting("a", "CrashLoopBackOff", True)], "Running"),
+        ("Always", [], [exited("a", 0)], "Running"),
+        ("OnFailure", [], [exited("a", 0), exited("b", 0)], "Succeeded"),
+        ("OnFailure", [], [exited("a", 0), waiting("b", "CrashLoopBackOff", True)], "Running"),
+        ("Never", [], [exited("a", 0), exited("b", 3)], "Failed"),
+        ("Never", [], [exited("a", 0)], "Succeeded"),
+        ("Never", [], [running("a"), exited("b", 3)], "Running"),
+    ],
+)
+def test_pod_phase(
+    policy: str, inits: list[ContainerRecord], apps: list[ContainerRecord], phase: str
+) -> None:
+    assert pod_phase(policy, inits, apps) == phase
+
+
+def test_conditions_name_the_unready_and_keep_transition_times() -> None:
+    previous = [
+        {"type": "Ready", "status": "False", "lastTransitionTime": EARLIER},
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": EARLIER},
+    ]
+    conditions = {
+        c["type"]: c
+        for c in pod_conditions("Running", [], [running("a"), running("b", False)], previous, NOW)
+    }
+    assert conditions["Ready"] == {
+        "type": "Ready",
+        "status": "False",
+        "lastTransitionTime": EARLIER,
+        "reason": "ContainersNotReady",
+        "message": "containers with unready status: [b]",
+    }
+    assert conditions["ContainersReady"]["lastTransitionTime"] == NOW
+    assert conditions["Initialized"]["status"] == "True"
+    assert conditions["PodScheduled"]["lastTransitionTime"] == EARLIER
+
+
+def test_conditions_of_a_pod_waiting_for_init_containers() -> None:
+    conditions = {
+        c["type"]: c
+        for c in pod_conditions(
+            "Pending", [exited("i1", 0), running("i2")], [waiting("a")], [], NOW
+        )
+    }
+    assert conditions["Initialized"]["reason"] == "ContainersNotInitialized"
+    assert conditions["Initialized"]["message"] == "containers with incomplete status: [i2]"
+
+
+def test_completed_pod_is_not_ready_with_reason_pod_completed() -> None:
+    conditions = {c["type"]: c for c in pod_conditions("Succeeded", [], [exited("a", 0)], [], NOW)}
+    assert conditions["Ready"]["reason"] == "PodCompleted"
+    assert "message" not in conditions["Ready"]
+
+
+records = st.builds(
+    ContainerRecord,
+    name=st.sampled_from(["a", "b", "c"]),
+    image=st.just("img"),
+    state=st.sampled_from(
+        [
+            {"running": {}},
+            {"waiting": {"reason": "X"}},
+            {"terminated": {"exitCode": 0}},
+            {"terminated": {"exitCode": 1}},
+        ]
+    ),
+    ready=st.booleans(),
+)
+
+
+@given(st.lists(records, max_size=3), st.lists(records, min_size=1, max_size=3),
+       st.sampled_from(["Always", "OnFailure", "Never"]))  # fmt: skip
+def test_ready_only_when_running_and_every_container_ready(
+    inits: list[ContainerRecord], apps: list[ContainerRecord], policy: str
+) -> None:
+    phase = pod_phase(policy, inits, apps)
+    conditions = {c["type"]: c["status"] for c in pod_conditions(phase, inits, apps, [], NOW)}
+    assert phase in ("Pending", "Running", "Succeeded", "Failed")
+    if conditions["Ready"] == "True":
+        assert phase in ("Running", "Pending") and all(r.ready for r in apps)
+    assert conditions["Ready"] == conditions["ContainersReady"]
+
+
+def test_pod_status_golden() -> None:
+    pod = {
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+        "spec": {"containers": [{"name": "a", "image": "img"}]},
+        "status": {"startTime": EARLIER, "conditions": []},
+    }
+    record = running("a")
+    record.restart_count = 2
+    record.container_id = "docker://abc"
+    record.image_id = "docker://sha256:1"
+    record.last_state = {"terminated": {"exitCode": 137, "reason": "Error"}}
+    status = pod_status(pod, [], [record], "10.244.1.2", "192.168.49.2", NOW)
+    assert status["phase"] == "Running"
+    assert status["podIP"] == "10.244.1.2" and status["podIPs"] == [{"ip": "10.244.1.2"}]
+    assert status["hostIP"] == "192.168.49.2" and status["startTime"] == EARLIER
+    assert status["qosClass"] == "BestEffort"
+    assert status["containerStatuses"] == [
+        {
+            "name": "a",
+            "state": {"running": {"startedAt": EARLIER}},
+            "lastState": {"terminated": {"exitCode": 137, "reason": "Error"}},
+            "ready": True,
+            "restartCount": 2,
+            "image": "img",
+            "imageID": "docker://sha256:1",
+            "started": True,
+            "containerID": "docker://abc",
+        }
+    ]
+    assert "initContainerStatuses" not in status
+
+
+@pytest.mark.parametrize(
+    ("resources", "qos"),
+    [
+        ({}, "BestEffort"),
+        ({"limits": {"cpu": "1", "memory": "1Gi"}}, "Guaranteed"),
+        ({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}}, "Burstable"),
+        ({"requests": {"memory": "1Gi"}}, "Burstable"),
+    ],
+)
+def test_qos_class(resources: dict, qos: str) -> None:
+    pod = {"spec": {"containers": [{"name": "a", "resources": resources}]}}
+    assert qos_class(pod) == qos
+
+
+# --- volumes --------------------------------------------------------------------------
+
+
+def test_configmap_volume_files_with_items_and_modes() -> None:
+    items = [{"key": "a", "path": "dir/a.txt"}, {"key": "b", "path": "b", "mode": 0o755}]
+    volume = {"name": "v", "configMap": {"name": "cm", "defaultMode": 0o600, "items": items}}
+    source = {"metadata": {"name": "cm"}, "data": {"a": "A", "b": "B", "c": "C"}}
+    assert volume_files(volume, source) == {"dir/a.txt": (b"A", 0o600), "b": (b"B", 0o755)}
+
+
+def test_secret_volume_decodes_data() -> None:
+    volume = {"name": "v", "secret": {"secretName": "s"}}
+    source = {"metadata": {"name": "s"}, "data": {"pw": base64.b64encode(b"\x00hunter2").decode()}}
+    assert volume_files(volume, source) == {"pw": (b"\x00hunter2", 0o644)}
+
+
+def test_missing_source_fails_unless_optional() -> None:
+    with pytest.raises(RuntimeFailure) as failure:
+        volume_files({"name": "v", "configMap": {"name": "nope"}}, None)
+    assert failure.value.reason == "CreateContainerConfigError"
+    assert 'configmap "nope" not found' in failure.value.message
+    assert volume_files({"name": "v", "secret": {"secretName": "x", "optional": True}}, None) == {}
