@@ -27,14 +27,16 @@ from agent.dns.feed import DnsTableFeed
 from agent.dns.records import build_dns_table
 from agent.dns.server import DnsConfig, DnsServer
 from agent.ipam import IPAMStore
+from agent.lb import AddressAnnouncer, keep_announcements
 from agent.network import PodNetwork
 from agent.node import AGENT_PORT, NodeAgent, machine_facts
 from agent.pods import CrashBackoff, PodSyncer
-from agent.proxy import NodeFacts, Proxier, build_plan
+from agent.proxy import NodeFacts, Proxier
+from agent.proxy.loop import keep_proxy
 from agent.runtime import DockerRuntime
 from agent.server import AgentServer
 from minikube_py.api.types import Obj, name_of
-from minikube_py.client import Client, Credentials
+from minikube_py.client import Client, Credentials, wait_ready
 from minikube_py.informer import Informer
 
 log = logging.getLogger("agent")
@@ -125,29 +127,6 @@ async def keep_routes(network: PodNetwork, nodes: Informer, own_name: str) -> No
             await asyncio.wait_for(changed.wait(), PROXY_RESYNC_SECONDS)
 
 
-async def keep_proxy(proxier: Proxier, services: Informer, slices: Informer) -> None:
-    """Services and EndpointSlices -> the proxy's rules, coalescing bursts."""
-    changed = asyncio.Event()
-    for informer in (services, slices):
-        informer.add_handler(lambda *_: changed.set())
-    await services.synced.wait()
-    await slices.synced.wait()
-    while True:
-        try:
-            plan = build_plan(services.items(), slices.items(), proxier.node)
-            updates = {key: plan.get(key, ()) for key in plan.keys() | proxier.plan.keys()}
-            await asyncio.to_thread(proxier.sync, updates)
-        except Exception:
-            log.exception("proxy sync failed; the next change or resync retries")
-        changed.clear()
-        try:
-            await asyncio.wait_for(changed.wait(), PROXY_RESYNC_SECONDS)
-            await asyncio.sleep(PROXY_COALESCE_SECONDS)
-        except TimeoutError:
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(proxier.resync)
-
-
 def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     if not args.tls_cert_file:
         return None
@@ -167,6 +146,8 @@ async def run(args: argparse.Namespace) -> None:
     version = await asyncio.to_thread(docker_client.version)
     facts = machine_facts(f"docker://{version.get('Version', '')}", AGENT_VERSION)
     node_agent = NodeAgent(client, args.node_name, args.node_ip, facts, pod_cidr=args.pod_cidr)
+    # like a kubelet, start before the apiserver answers and wait for it
+    await wait_ready(client, timeout=120)
     await node_agent.register()
     pod_cidr = await node_agent.wait_pod_cidr(args.pod_cidr_wait)
     log.info("node %s registered with pod CIDR %s", args.node_name, pod_cidr)
@@ -230,7 +211,14 @@ async def run(args: argparse.Namespace) -> None:
         asyncio.create_task(node_agent.heartbeat(), name="heartbeat"),
         asyncio.create_task(syncer.run(), name="pods"),
         asyncio.create_task(keep_routes(network, nodes, args.node_name), name="routes"),
-        asyncio.create_task(keep_proxy(proxier, services, slices), name="proxy"),
+        asyncio.create_task(
+            keep_proxy(proxier, services, slices, PROXY_RESYNC_SECONDS, PROXY_COALESCE_SECONDS),
+            name="proxy",
+        ),
+        asyncio.create_task(
+            keep_announcements(AddressAnnouncer(args.node_ip), services, nodes, args.node_name),
+            name="lb",
+        ),
     ]
     log.info("agent of %s running", args.node_name)
     stopped = asyncio.create_task(stop.wait(), name="signal")

@@ -38,6 +38,7 @@ from aiohttp import web
 from docker.models.containers import Container
 
 from agent.ipam import IPAMStore
+from agent.proxy.metrics import metrics_handler
 from agent.runtime import (
     LABEL_CONTAINER_NAME,
     LABEL_NODE_NAME,
@@ -104,6 +105,7 @@ class AgentServer:
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_get("/exec/{namespace}/{pod}/{container}", self._exec)
         app.router.add_get("/portForward/{namespace}/{pod}", self._port_forward)
+        app.router.add_get("/metrics", metrics_handler)
         return app
 
     async def start(self) -> None:

@@ -216,6 +216,10 @@ class MemoryStore:
 _UNAVAILABLE = (
     aetcd.exceptions.ConnectionFailedError,
     aetcd.exceptions.ConnectionTimeoutError,
+    # aetcd pairs a watch's "created" answer with whichever create is pending: after a
+    # timed-out create, the next watch could get the wrong stream. Failing over drops the
+    # whole stream instead, and every watcher resumes from its last revision.
+    aetcd.exceptions.WatchTimeoutError,
     aetcd.exceptions.InternalError,
     asyncio.TimeoutError,
     OSError,
@@ -332,6 +336,9 @@ class EtcdStore:
         try:
             async for ev in watch:
                 key = ev.kv.key.decode()
+                if not key.startswith(prefix):  # a crossed stream: start every watch afresh
+                    await self._failover()
+                    raise Unavailable(f"etcd watch on {prefix} got an event for {key}")
                 rev = ev.kv.mod_revision
                 if ev.kind == "DELETE":
                     prev = ev.prev_kv

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -45,6 +46,11 @@ def _step(message: str) -> None:
 # ---------------------------------------------------------------------- lifecycle
 
 
+def _require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise CliError(f"{what} needs root (network namespaces, bridges, Docker)")
+
+
 def cmd_start(args: argparse.Namespace) -> None:
     lab = _lab()
     if not (lab.home / "config.json").exists():
@@ -55,11 +61,17 @@ def cmd_start(args: argparse.Namespace) -> None:
             etcd_servers=args.etcd_servers or "",
             apiserver_port=args.apiserver_port,
         )
-    elif args.nodes != lab.config.nodes:
-        lab.config.nodes = args.nodes
     started = time.monotonic()
-    lab.start_control_plane(_step)
-    _step(f"control plane ready at {lab.config.server_url} ({time.monotonic() - started:.1f}s)")
+    if args.nodes > 0 or lab.config.node_indexes:
+        _require_root("a lab with nodes")
+        from minikube_py.nodes import LabNodes
+
+        LabNodes(lab).start(args.nodes, _step)
+    else:
+        lab.start_control_plane(_step)
+    _step(
+        f"ready in {time.monotonic() - started:.1f}s: kubectl get nodes, kubectl apply -f examples/"
+    )
 
 
 def cmd_stop(args: argparse.Namespace) -> None:
@@ -74,8 +86,58 @@ def cmd_delete(args: argparse.Namespace) -> None:
     """With -f: delete the objects the files name; without: delete the whole lab."""
     if args.filename:
         asyncio.run(_delete(args.filename, args.namespace))
+        return
+    lab = _lab()
+    if lab.config.node_indexes:
+        _require_root("deleting a lab with nodes")
+        from minikube_py.nodes import LabNodes
+
+        LabNodes(lab).delete_all(_step)
+    lab.delete(_step)
+
+
+def cmd_node(args: argparse.Namespace) -> None:
+    _require_root("node add/delete")
+    from minikube_py.nodes import LabNodes
+
+    lab = _lab()
+    if not lab.pid("apiserver"):
+        raise CliError("the lab is not running: run `minikube-py start` first")
+    nodes = LabNodes(lab)
+    if args.action == "add":
+        nodes.add(progress=_step)
     else:
-        _lab().delete(_step)
+        if not args.name:
+            raise CliError("node delete needs the node's NAME")
+        try:
+            nodes.index_of(args.name)
+        except ValueError as e:
+            raise CliError(str(e)) from e
+        nodes.delete(args.name, _step)
+
+
+def cmd_image_load(args: argparse.Namespace) -> None:
+    """The lab's nodes share this machine's Docker engine, so an image in it is
+    available to every node: check that it is there (pods use imagePullPolicy
+    IfNotPresent or Never for it)."""
+    import docker
+    import docker.errors
+
+    client = docker.from_env(timeout=30)
+    try:
+        image = client.images.get(args.image)
+    except docker.errors.ImageNotFound as e:
+        raise CliError(f"image {args.image} is not in the local Docker engine") from e
+    finally:
+        client.close()
+    _step(f"image {args.image} ({image.short_id}) is available to every node")
+
+
+def cmd_agent(args: argparse.Namespace) -> None:
+    """A node agent on a real host: the same agent the lab runs in its namespaces."""
+    from agent.main import main as agent_main
+
+    agent_main(args.agent_args)
 
 
 def cmd_status(args: argparse.Namespace) -> None:
@@ -278,6 +340,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_delete)
     sub.add_parser("status", help="what runs").set_defaults(func=cmd_status)
 
+    s = sub.add_parser("node", help="add or delete a lab node")
+    s.add_argument("action", choices=["add", "delete"])
+    s.add_argument("name", nargs="?")
+    s.set_defaults(func=cmd_node)
+
+    s = sub.add_parser("image", help="make a local Docker image available to pods")
+    s.add_argument("action", choices=["load"])
+    s.add_argument("image")
+    s.set_defaults(func=cmd_image_load)
+
+    s = sub.add_parser(
+        "agent",
+        help="run a node agent on this host (real hosts; see docs/real-hosts.md)",
+        add_help=False,
+    )
+    s.add_argument("agent_args", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_agent)
+
     s = sub.add_parser("logs", help="a component's log")
     s.add_argument("component")
     s.add_argument("-f", "--follow", action="store_true")
@@ -307,3 +387,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -46,6 +46,7 @@ class LabConfig:
     service_cidr: str = "10.96.0.0/16"
     node_port_range: str = "30000-32767"
     nodes: int = 2
+    node_indexes: list[int] = field(default_factory=list)  # lab nodes that exist
     proxy_mode: str = "nftables"
     dns_upstreams: list[str] = field(default_factory=list)
 
@@ -154,7 +155,7 @@ class Lab:
             self._record("etcd", proc)
         wait_healthy([member], timeout=30)
 
-    def start_apiserver(self, extra_ips: list[str] | None = None) -> None:
+    def start_apiserver(self, extra_ips: list[str] | None = None, wait: bool = True) -> None:
         pki = self.home / "pki"
         ips = sorted(
             {
@@ -200,7 +201,8 @@ class Lab:
         for addr in self.config.bind_addresses:
             argv += ["--bind-address", addr]
         self.spawn("apiserver", argv)
-        self.wait_apiserver()
+        if wait:
+            self.wait_apiserver()
 
     def wait_apiserver(self, timeout: float = 30.0) -> None:
         import ssl
@@ -252,7 +254,9 @@ class Lab:
             ],
         )
 
-    def start_control_plane(self, progress: Progress = lambda _: None) -> Path:
+    def start_control_plane(self, progress: Progress = lambda _: None, wait: bool = True) -> Path:
+        """etcd, apiserver and controller-manager. With `wait=False` it returns once the
+        processes are launched (the caller overlaps other work, then `wait_apiserver`)."""
         self.save_config()
         progress(
             "starting etcd"
@@ -260,10 +264,9 @@ class Lab:
             else f"using etcd at {self.config.etcd_servers}"
         )
         self.start_etcd()
-        progress("starting apiserver")
-        self.start_apiserver()
+        progress("starting apiserver and controller-manager")
+        self.start_apiserver(wait=wait)
         path = self.write_kubeconfig()
-        progress("starting controller-manager")
         self.start_controller_manager()
         progress(f"kubeconfig context 'minikube-py' written to {path}")
         return path

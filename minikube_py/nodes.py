@@ -35,6 +35,8 @@ import docker.errors
 from agent.runtime import LABEL_NODE_NAME
 from minikube_py import kubeconfig, labnet
 from minikube_py.client import ApiException, Client, Credentials
+from minikube_py.docker_engine import ensure_dockerd
+from minikube_py.images import ensure_images
 from minikube_py.lab import Lab, Progress
 
 AGENT_KUBECONFIG = "agent.kubeconfig"
@@ -80,9 +82,14 @@ class LabNodes:
         return int(match.group(1))
 
     def indexes(self) -> list[int]:
-        """Nodes that have an agent pid file (running or not)."""
-        prefix = f"agent-{self.cluster}-n"
-        return sorted(int(c[len(prefix) :]) for c in self.lab.components() if c.startswith(prefix))
+        """The lab's nodes, as recorded in its config (they outlive `stop`)."""
+        return sorted(self.lab.config.node_indexes)
+
+    def _record(self, index: int, present: bool) -> None:
+        recorded = set(self.lab.config.node_indexes)
+        recorded = recorded | {index} if present else recorded - {index}
+        self.lab.config.node_indexes = sorted(recorded)
+        self.lab.save_config()
 
     def create_network(self) -> None:
         labnet.create_node_network(
@@ -130,12 +137,43 @@ class LabNodes:
         name = self.node_name(index)
         pod_cidr = node_pod_cidr(self.cluster_cidr, index)
         node = labnet.add_node(self.cluster, index, pod_cidr)
+        self._record(index, present=True)
         progress(f"node {name}: namespace {node.netns}, address {node.ip}, pods {pod_cidr}")
         self.lab.spawn(f"agent-{name}", self.agent_argv(node, name, pod_cidr))
         if wait:
             self.wait_ready([name], timeout)
             progress(f"node {name} is Ready")
         return name
+
+    def start(self, count: int, progress: Progress = lambda _: None) -> list[str]:
+        """The whole lab: Docker engine and local images, the node network, the control
+        plane (listening on the bridge too), then `count` nodes, returning when every
+        node is Ready. Existing nodes beyond `count` are kept (and resumed)."""
+        if ensure_dockerd(self.lab.home / "dockerd"):
+            progress("started dockerd (no Docker engine was running)")
+        if not self.indexes():
+            # a fresh lab: namespaces and links of an earlier one by this name are stale
+            labnet.stale_cleanup(self.cluster)
+        self.create_network()
+        progress(f"node network {self.subnet} on bridge mkpy-{self.cluster}")
+        if self.bridge_ip not in self.lab.config.bind_addresses:
+            self.lab.config.bind_addresses = [*self.lab.config.bind_addresses, self.bridge_ip]
+        # every process starts at once; agents wait for the apiserver like kubelets do
+        self.lab.start_control_plane(progress, wait=False)
+        wanted = self.indexes() or list(range(1, count + 1))
+        wanted += [max(wanted, default=0) + 1 + i for i in range(count - len(wanted))]
+        names = [self.add(i, wait=False, progress=progress) for i in wanted]
+        engine = docker.from_env(timeout=120)
+        try:
+            built = ensure_images(engine)
+        finally:
+            engine.close()
+        if built:
+            progress(f"built local images: {', '.join(built)}")
+        self.lab.wait_apiserver()
+        self.wait_ready(names)
+        progress(f"{len(names)} node(s) Ready: {', '.join(names)}")
+        return names
 
     def start_agent(self, name: str) -> int:
         """Start (again) the agent of an existing node; returns its pid."""
@@ -180,6 +218,7 @@ class LabNodes:
         self.stop_agent(name)
         removed = remove_node_containers(name)
         labnet.remove_node(self.cluster, index)
+        self._record(index, present=False)
         shutil.rmtree(self.lab.home / "nodes" / name, ignore_errors=True)
         with contextlib.suppress(OSError, ApiException, TimeoutError):
             asyncio.run(self._delete_node_object(name))

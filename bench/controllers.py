@@ -1,0 +1,170 @@
+"""Controller latency at 10, 100 and 1,000 pods, against the raw apiserver write.
+
+Starts its own lab control plane (etcd, apiserver, controller-manager) in a temporary
+home, with simulated nodes (`SimNode`) playing the node agents. Per size N:
+  * bound:    from creating a Deployment of N replicas to all N pods bound to nodes;
+  * endpoint: from writing one pod's Ready=True status (the bench plays the probe) to
+    that pod's address appearing as ready in the Service's EndpointSlice, for up to
+    100 pods in turn (p50/p99).
+Raw apiserver write latency (a pods/status PUT, the same write that starts the
+endpoint measurement) is measured in the same run; each figure is printed with its
+ratio to it. Ends by itself; everything it started is stopped and removed.
+
+    .venv/bin/python bench/controllers.py [--sizes 10,100,1000] [--samples 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from minikube_py.api.types import Obj
+from minikube_py.client import Client, Credentials
+from minikube_py.controllers.common import ResyncOnWatchErrorClient, pod_ready
+from minikube_py.controllers.simnode import SimNode, running_status
+from minikube_py.informer import Informer
+from minikube_py.lab import Lab, LabConfig
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def raw_writes(c: Client, pod: Obj, n: int) -> list[float]:
+    """Latency of pods/status PUTs that change nothing the controllers react to."""
+    out = []
+    for i in range(n):
+        status = {**pod["status"], "message": f"bench {i}"}
+        t = time.perf_counter()
+        pod = await c.update_status({**pod, "status": status})
+        out.append(time.perf_counter() - t)
+    return out
+
+
+async def one_size(c: Client, n: int, samples: int) -> dict[str, object]:
+    ns = f"bench-{n}-{uuid.uuid4().hex[:4]}"
+    await c.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    await c.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                    "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}, ns)
+    bound: set[str] = set()
+    all_bound = asyncio.Event()
+    pods = Informer(ResyncOnWatchErrorClient(c.creds), "Pod", namespace=ns)
+
+    def on_pod(type_: str, pod: Obj, old: Obj | None) -> None:
+        if pod["spec"].get("nodeName"):
+            bound.add(pod["metadata"]["name"])
+            if len(bound) >= n:
+                all_bound.set()
+
+    pods.add_handler(on_pod)
+    pods.start()
+    await pods.synced.wait()
+    t0 = time.perf_counter()
+    await c.create({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": n, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "x"}]}}}}, ns)
+    await asyncio.wait_for(all_bound.wait(), timeout=180)
+    bind_seconds = time.perf_counter() - t0
+
+    # wait until every pod runs (not ready) and every address is in a slice
+    slices = Informer(ResyncOnWatchErrorClient(c.creds), "EndpointSlice", namespace=ns)
+    waiting: dict[str, tuple[asyncio.Event, float]] = {}
+    seen_at: dict[str, float] = {}
+
+    def on_slice(type_: str, sl: Obj, old: Obj | None) -> None:
+        now = time.perf_counter()
+        for ep in sl.get("endpoints") or []:
+            ip = ep["addresses"][0]
+            if ep["conditions"].get("ready") and ip in waiting and ip not in seen_at:
+                seen_at[ip] = now
+                waiting[ip][0].set()
+
+    slices.add_handler(on_slice)
+    slices.start()
+
+    async def addresses() -> int:
+        return sum(len(s.get("endpoints") or []) for s in slices.cache.values())
+
+    deadline = time.perf_counter() + 120
+    while await addresses() < n and time.perf_counter() < deadline:
+        await asyncio.sleep(0.2)
+    running = [p for p in pods.cache.values() if p["status"].get("podIP")]
+    latencies = []
+    for pod in running[:samples]:
+        ip = pod["status"]["podIP"]
+        waiting[ip] = (asyncio.Event(), 0.0)
+        pod = await c.get("Pod", pod["metadata"]["name"], ns)  # the latest version
+        t = time.perf_counter()
+        await c.update_status({**pod, "status": running_status(pod, ip, True)})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiting[ip][0].wait(), 10)
+        latencies.append(seen_at.get(ip, time.perf_counter()) - t)
+    raw = await raw_writes(c, await c.get("Pod", running[-1]["metadata"]["name"], ns), 100)
+    for inf in (pods, slices):
+        await inf.stop()
+        await inf.client.close()
+    await c.delete("Namespace", ns)
+    return {"n": n, "bind": bind_seconds, "ep": latencies, "raw": raw,
+            "ready": sum(1 for p in running[:samples] if pod_ready(p))}
+
+
+async def run(lab: Lab, sizes: list[int], samples: int) -> None:
+    c = Client(Credentials.from_kubeconfig(lab.admin_kubeconfig), user_agent="bench")
+    nodes = [SimNode(c, f"bench-{i}", ready=False, pods="1000", cpu="64") for i in range(4)]
+    for node in nodes:
+        await node.start()
+    try:
+        print(f"{'pods':>6} {'bound (s)':>10} {'ep p50 ms':>10} {'ep p99 ms':>10} "
+              f"{'raw p50 ms':>11} {'raw p99 ms':>11} {'p99 ratio':>10}")
+        for n in sizes:
+            r = await one_size(c, n, samples)
+            ep = [x * 1000 for x in r["ep"]]  # type: ignore[attr-defined]
+            raw = [x * 1000 for x in r["raw"]]  # type: ignore[attr-defined]
+            print(f"{n:>6} {r['bind']:>10.2f} {statistics.median(ep):>10.1f} "
+                  f"{pct(ep, 99):>10.1f} {statistics.median(raw):>11.1f} "
+                  f"{pct(raw, 99):>11.1f} {pct(ep, 99) / pct(raw, 99):>9.1f}x", flush=True)
+    finally:
+        for node in nodes:
+            await node.stop()
+        await c.close()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--sizes", default="10,100,1000")
+    p.add_argument("--samples", type=int, default=100)
+    args = p.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="mkpy-bench-"))
+    lab = Lab(home, LabConfig(name="b" + uuid.uuid4().hex[:6], apiserver_port=free_port(),
+                              etcd_client_port=free_port(), etcd_peer_port=free_port(),
+                              nodes=0), kubeconfig_path=home / "kubeconfig")
+    try:
+        lab.start_control_plane()
+        asyncio.run(run(lab, [int(s) for s in args.sizes.split(",")], args.samples))
+    finally:
+        lab.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
