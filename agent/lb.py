@@ -141,25 +141,22 @@ class AddressAnnouncer:
 async def keep_announcements(
     announcer_: AddressAnnouncer, services: Informer, nodes: Informer, own: str
 ) -> None:
-    """Services and Nodes -> the addresses this node announces, until cancelled; on
-    cancellation it gives up its addresses so another node can take them at once."""
+    """Services and Nodes -> the addresses this node announces, until cancelled. A
+    stopping agent keeps its addresses: the node (its proxy rules stay in the kernel)
+    answers for them until another node takes over and announces."""
     changed = asyncio.Event()
     for informer in (services, nodes):
         informer.add_handler(lambda *_: changed.set())
     await services.synced.wait()
     await nodes.synced.wait()
-    try:
-        while True:
-            changed.clear()
-            wanted = announced_addresses(services.items(), nodes.items(), own)
-            try:
-                added, removed = await asyncio.to_thread(announcer_.sync, wanted)
-                if added or removed:
-                    log.info("LoadBalancer addresses: announced %s, withdrew %s", added, removed)
-            except Exception:
-                log.exception("announcing LoadBalancer addresses failed; retrying later")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), RESYNC_SECONDS)
-    finally:
-        with contextlib.suppress(Exception):
-            announcer_.sync(set())
+    while True:
+        changed.clear()
+        wanted = announced_addresses(services.items(), nodes.items(), own)
+        try:
+            added, removed = await asyncio.to_thread(announcer_.sync, wanted)
+            if added or removed:
+                log.info("LoadBalancer addresses: announced %s, withdrew %s", added, removed)
+        except Exception:
+            log.exception("announcing LoadBalancer addresses failed; retrying later")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), RESYNC_SECONDS)

@@ -61,6 +61,9 @@ def cmd_start(args: argparse.Namespace) -> None:
             etcd_servers=args.etcd_servers or "",
             apiserver_port=args.apiserver_port,
         )
+    for address in args.apiserver_address or []:
+        if address not in lab.config.bind_addresses:
+            lab.config.bind_addresses.append(address)
     started = time.monotonic()
     if args.nodes > 0 or lab.config.node_indexes:
         _require_root("a lab with nodes")
@@ -329,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dns-upstream", action="append", metavar="HOST[:PORT]")
     s.add_argument("--etcd-servers", help="use these etcd endpoints instead of our own")
     s.add_argument("--apiserver-port", type=int, default=8443)
+    s.add_argument(
+        "--apiserver-address",
+        action="append",
+        metavar="IP",
+        help="also listen on this address (repeatable), e.g. for agents on other hosts",
+    )
     s.set_defaults(func=cmd_start)
 
     sub.add_parser("stop", help="stop every process, keeping state").set_defaults(func=cmd_stop)
