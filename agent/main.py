@@ -22,10 +22,9 @@ from pathlib import Path
 
 import docker
 
-from agent.dns.__main__ import host_port
 from agent.dns.feed import DnsTableFeed
 from agent.dns.records import build_dns_table
-from agent.dns.server import DnsConfig, DnsServer
+from agent.dns.server import DnsConfig, DnsServer, parse_address
 from agent.ipam import IPAMStore
 from agent.lb import AddressAnnouncer, keep_announcements
 from agent.network import PodNetwork
@@ -42,7 +41,7 @@ from minikube_py.informer import Informer
 log = logging.getLogger("agent")
 
 AGENT_VERSION = "v1.32.0-minikube-py"
-PROXY_COALESCE_SECONDS = 0.05
+PROXY_COALESCE_SECONDS = 0.01
 PROXY_RESYNC_SECONDS = 30.0
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
@@ -66,6 +65,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="how long to wait for the control plane to assign spec.podCIDR (default 60)",
     )
     parser.add_argument("--cluster-cidr", default="10.244.0.0/16")
+    parser.add_argument(
+        "--service-cidr",
+        default="10.96.0.0/16",
+        help="the ClusterIP range, whose reverse zone the node's DNS answers itself",
+    )
     parser.add_argument("--cluster-domain", default="cluster.local")
     parser.add_argument(
         "--cluster-dns", help="the nameserver pods use (default: this node's DNS, --node-ip)"
@@ -75,7 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dns-upstream",
         action="append",
         default=[],
-        metavar="HOST[:PORT]",
+        type=parse_address,
+        metavar="IP[:PORT]",
         help="where the node's DNS forwards names outside the cluster (repeatable)",
     )
     parser.add_argument(
@@ -166,8 +171,8 @@ async def run(args: argparse.Namespace) -> None:
     dns = DnsServer(
         DnsConfig(
             listen=(args.node_ip, 53),
-            upstreams=tuple(host_port(u) for u in args.dns_upstream),
-            reverse_cidrs=(args.cluster_cidr,),
+            upstreams=tuple(args.dns_upstream),
+            reverse_cidrs=(args.service_cidr, args.cluster_cidr),
         ),
         build_dns_table([], [], [], zone=args.cluster_domain),
     )

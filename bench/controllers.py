@@ -83,7 +83,7 @@ async def one_size(c: Client, n: int, samples: int) -> dict[str, object]:
         "spec": {"replicas": n, "selector": {"matchLabels": {"app": "web"}},
                  "template": {"metadata": {"labels": {"app": "web"}},
                               "spec": {"containers": [{"name": "c", "image": "x"}]}}}}, ns)
-    await asyncio.wait_for(all_bound.wait(), timeout=180)
+    await asyncio.wait_for(all_bound.wait(), timeout=120)
     bind_seconds = time.perf_counter() - t0
 
     # wait until every pod runs (not ready) and every address is in a slice

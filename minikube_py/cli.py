@@ -51,16 +51,44 @@ def _require_root(what: str) -> None:
         raise CliError(f"{what} needs root (network namespaces, bridges, Docker)")
 
 
+def host_upstreams(resolv_conf: Path = Path("/etc/resolv.conf")) -> list[str]:
+    """The host's resolvers that a node namespace can reach (not loopback ones): where
+    cluster DNS forwards other names unless `--dns-upstream` says otherwise."""
+    import ipaddress
+
+    from agent.dns.pod_config import parse_resolv_conf
+
+    if not resolv_conf.exists():
+        return []
+    servers = parse_resolv_conf(resolv_conf.read_text()).nameservers
+    return [s for s in servers if not ipaddress.ip_address(s).is_loopback]
+
+
+def _dns_upstream(text: str) -> str:
+    from agent.dns.server import parse_address
+
+    try:
+        parse_address(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+    return text
+
+
 def cmd_start(args: argparse.Namespace) -> None:
     lab = _lab()
     if not (lab.home / "config.json").exists():
         lab.config = LabConfig(
             nodes=args.nodes,
-            proxy_mode=args.proxy_mode,
-            dns_upstreams=args.dns_upstream or [],
+            proxy_mode=args.proxy_mode or "nftables",
+            dns_upstreams=args.dns_upstream or host_upstreams(),
             etcd_servers=args.etcd_servers or "",
             apiserver_port=args.apiserver_port,
         )
+    else:  # an existing lab keeps its settings, but flags given now win
+        if args.proxy_mode:
+            lab.config.proxy_mode = args.proxy_mode
+        if args.dns_upstream:
+            lab.config.dns_upstreams = args.dns_upstream
     for address in args.apiserver_address or []:
         if address not in lab.config.bind_addresses:
             lab.config.bind_addresses.append(address)
@@ -328,8 +356,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("start", help="start (or resume) the lab")
     s.add_argument("--nodes", type=int, default=2, help="number of nodes (default 2)")
-    s.add_argument("--proxy-mode", choices=["nftables", "iptables"], default="nftables")
-    s.add_argument("--dns-upstream", action="append", metavar="HOST[:PORT]")
+    s.add_argument("--proxy-mode", choices=["nftables", "iptables"], help="default nftables")
+    s.add_argument(
+        "--dns-upstream",
+        action="append",
+        type=_dns_upstream,
+        metavar="IP[:PORT]",
+        help="where cluster DNS forwards other names (repeatable; default: the host's "
+        "non-loopback resolvers)",
+    )
     s.add_argument("--etcd-servers", help="use these etcd endpoints instead of our own")
     s.add_argument("--apiserver-port", type=int, default=8443)
     s.add_argument(

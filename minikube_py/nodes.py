@@ -116,6 +116,7 @@ class LabNodes:
             "--state-dir", str(self.lab.home / "nodes" / name),
             "--pod-cidr", pod_cidr,
             "--cluster-cidr", self.cluster_cidr,
+            "--service-cidr", self.lab.config.service_cidr,
             "--proxy-mode", self.lab.config.proxy_mode,
             "--agent-token-file", str(token),
         ]  # fmt: skip

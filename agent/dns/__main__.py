@@ -13,18 +13,7 @@ import json
 import signal
 
 from agent.dns.records import build_dns_table
-from agent.dns.server import DnsConfig, DnsServer
-
-
-def host_port(text: str, default_port: int = 53) -> tuple[str, int]:
-    """`HOST`, `HOST:PORT`, `IPV6` or `[IPV6]:PORT`."""
-    if text.startswith("["):
-        host, _, port = text[1:].partition("]")
-        return host, int(port.lstrip(":") or default_port)
-    if text.count(":") == 1:
-        host, _, port = text.partition(":")
-        return host, int(port)
-    return text, default_port
+from agent.dns.server import DnsConfig, DnsServer, parse_address
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -38,8 +27,8 @@ async def serve(args: argparse.Namespace) -> None:
         ttl=args.ttl,
     )
     config = DnsConfig(
-        listen=host_port(args.listen),
-        upstreams=tuple(host_port(u) for u in args.upstream),
+        listen=args.listen,
+        upstreams=tuple(args.upstream),
         reverse_cidrs=tuple(args.reverse_cidr),
     )
     server = DnsServer(config, table)
@@ -55,9 +44,11 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m agent.dns")
-    parser.add_argument("--listen", required=True, help="HOST:PORT")
+    parser.add_argument("--listen", required=True, type=parse_address, help="IP:PORT")
     parser.add_argument("--objects", required=True, help="JSON file of Kubernetes objects")
-    parser.add_argument("--upstream", action="append", default=[], help="HOST[:PORT]")
+    parser.add_argument(
+        "--upstream", action="append", default=[], type=parse_address, help="IP[:PORT]"
+    )
     parser.add_argument("--reverse-cidr", action="append", default=[])
     parser.add_argument("--zone", default="cluster.local")
     parser.add_argument("--ttl", type=int, default=5)

@@ -15,6 +15,7 @@ raise out of a handler.
 import asyncio
 import bisect
 import functools
+import ipaddress
 import logging
 import secrets
 import socket
@@ -53,6 +54,29 @@ class DnsConfig:
     forward_timeout: float = 2.0
     forward_cache_size: int = 1000
     forward_cache_max_ttl: int = 30
+
+
+def parse_address(text: str, default_port: int = 53) -> tuple[str, int]:
+    """`IP`, `IP:PORT`, `IPV6` or `[IPV6]:PORT` -> (ip, port). Only IP literals: a server
+    name would need DNS to reach the DNS. ValueError says what is wrong, so argparse
+    (`type=parse_address`) refuses a bad flag before the agent starts anything."""
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or rest[:1] not in ("", ":"):
+            host = ""  # refused below, with the message every malformed form gets
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, None
+    try:
+        ip = ipaddress.ip_address(host)
+        port = default_port if port_text is None else int(port_text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not IP[:PORT] or [IPV6]:PORT") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{text!r}: port {port} is out of range")
+    return str(ip), port
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 `model` reduces the API objects to a plan (pure), `nftables` and `iptables` render it
 (pure), `apply` writes it into a network namespace atomically and checks for drift,
-`conntrack` clears stale UDP flows.
+`conntrack` clears stale UDP flows, `loop` drives it from the agent's informers and
+`metrics` reports sync and network programming latency.
 """
 
 from agent.proxy.apply import ApplyError, Proxier, SyncResult

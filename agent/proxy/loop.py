@@ -5,7 +5,8 @@ that a burst becomes one sync, re-plans everything (cheap, pure) and hands the P
 the Services whose plan differs. Independently of changes, every `resync` seconds it
 runs the Proxier's drift check, so a flushed table is repaired within one period even
 while changes keep coming. Each applied Service records its network programming
-latency (see agent.proxy.metrics).
+latency (see agent.proxy.metrics). Syncs run in a thread of their own, so a sync never
+queues behind the agent's other blocking work (Docker calls) in the default executor.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from agent.proxy.apply import Proxier
 from agent.proxy.metrics import PROXY_METRICS, change_time
@@ -45,35 +47,40 @@ async def keep_proxy(
         informer.add_handler(lambda *_: changed.set())
     await services.synced.wait()
     await slices.synced.wait()
+    loop = asyncio.get_running_loop()
+    executor = ThreadPoolExecutor(1, thread_name_prefix="proxy")
     next_resync = time.monotonic() + resync
     first = True  # the first sync is a full one, even with nothing to proxy
-    while True:
-        changed.clear()
-        try:
-            plan = build_plan(services.items(), slices.items(), proxier.node)
-            updates = {
-                key: plan.get(key, ())
-                for key in plan.keys() | proxier.plan.keys()
-                if plan.get(key, ()) != proxier.plan.get(key, ())
-            }
-            if updates or first:
-                result = await asyncio.to_thread(proxier.sync, updates)
-                first = False
-                PROXY_METRICS.record_sync(proxier.mode, result.duration_seconds, result.rules)
-                _record_programming(sorted(updates), services, slices)
-        except Exception:
-            log.exception("proxy sync failed; the next change or resync retries")
-        if time.monotonic() >= next_resync:
-            next_resync = time.monotonic() + resync
+    try:
+        while True:
+            changed.clear()
             try:
-                repaired = await asyncio.to_thread(proxier.resync)
-                if repaired is not None:
-                    log.info("proxy rules drifted or a full sync was due: rewritten")
-                    PROXY_METRICS.record_sync(
-                        proxier.mode, repaired.duration_seconds, repaired.rules
-                    )
+                plan = build_plan(services.items(), slices.items(), proxier.node)
+                updates = {
+                    key: plan.get(key, ())
+                    for key in plan.keys() | proxier.plan.keys()
+                    if plan.get(key, ()) != proxier.plan.get(key, ())
+                }
+                if updates or first:
+                    result = await loop.run_in_executor(executor, proxier.sync, updates)
+                    first = False
+                    PROXY_METRICS.record_sync(proxier.mode, result.duration_seconds, result.rules)
+                    _record_programming(sorted(updates), services, slices)
             except Exception:
-                log.exception("proxy resync failed; the next period retries")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), max(next_resync - time.monotonic(), 0.0))
-            await asyncio.sleep(coalesce)
+                log.exception("proxy sync failed; the next change or resync retries")
+            if time.monotonic() >= next_resync:
+                next_resync = time.monotonic() + resync
+                try:
+                    repaired = await loop.run_in_executor(executor, proxier.resync)
+                    if repaired is not None:
+                        log.info("proxy rules drifted or a full sync was due: rewritten")
+                        PROXY_METRICS.record_sync(
+                            proxier.mode, repaired.duration_seconds, repaired.rules
+                        )
+                except Exception:
+                    log.exception("proxy resync failed; the next period retries")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), max(next_resync - time.monotonic(), 0.0))
+                await asyncio.sleep(coalesce)
+    finally:
+        executor.shutdown(wait=False)

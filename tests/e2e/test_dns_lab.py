@@ -7,12 +7,13 @@ fake upstream that this module runs on the host's address on the lab bridge, so 
 query ever leaves the machine. One namespace holds a StatefulSet `web` behind a headless
 Service `web`, a ClusterIP Service `front` over the same pods and a client pod; the
 namespace `test` holds the guide's ExternalName `test-service`. Latency checks write
-through the official Python client (no kubectl start-up in the measurement) and ask
-the node's DNS directly over UDP.
+through the project's REST client (no kubectl start-up in the measurement) and ask the
+node's DNS directly over UDP every 10 ms.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import secrets
 import shutil
@@ -21,26 +22,28 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import docker
 import pytest
 import yaml
 from dnslib import QTYPE, RCODE, RR, SOA, A, DNSRecord
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
 from agent.runtime import LABEL_NODE_NAME
 from minikube_py import labnet
+from minikube_py.api.types import Obj
+from minikube_py.client import Client, Credentials
 from minikube_py.lab import Lab, LabConfig
 from minikube_py.nodes import LabNodes
 from tests.conftest import free_port
-from tests.e2e.test_agent import BUSYBOX, SERVE, wait_for
+from tests.e2e.test_agent import BUSYBOX, SERVE, pod_ready, wait_for
 
 pytestmark = pytest.mark.e2e
+
+T = TypeVar("T")
 
 ZONE = "cluster.local"
 UPSTREAM_ZONE = "upstream.test"  # every name under it gets UPSTREAM_ADDRESS
@@ -111,7 +114,8 @@ class DnsLab:
     nodes: LabNodes
     names: list[str]
     upstream: FakeUpstream
-    api: k8s.ApiClient
+    client: Client
+    loop: asyncio.AbstractEventLoop
     ns: str = ""
 
     def kubectl(self, *args: str, input: str | None = None) -> str:
@@ -133,20 +137,19 @@ class DnsLab:
         )  # fmt: skip
         return proc.stdout + proc.stderr
 
-    @property
-    def core(self) -> k8s.CoreV1Api:
-        return k8s.CoreV1Api(self.api)
+    def api(self, call: Coroutine[Any, Any, T]) -> T:
+        """Run one call of the REST client (its own loop: these tests are synchronous)."""
+        return self.loop.run_until_complete(call)
 
-    @property
-    def discovery(self) -> k8s.DiscoveryV1Api:
-        return k8s.DiscoveryV1Api(self.api)
+    def get(self, kind: str, name: str, namespace: str = "") -> Obj:
+        return self.api(self.client.get(kind, name, namespace))
 
     def node_ip(self, index: int) -> str:
-        node = self.core.read_node(self.names[index])
-        return str(next(a.address for a in node.status.addresses if a.type == "InternalIP"))
+        addresses = self.get("Node", self.names[index])["status"]["addresses"]
+        return str(next(a["address"] for a in addresses if a["type"] == "InternalIP"))
 
-    def pod(self, name: str) -> Any:
-        return self.core.read_namespaced_pod(name, self.ns)
+    def cluster_ip(self, name: str) -> str:
+        return str(self.get("Service", name, self.ns)["spec"]["clusterIP"])
 
 
 @pytest.fixture(scope="module")
@@ -173,22 +176,25 @@ def dns_lab(
     labnet.stale_cleanup(cluster)
     upstream: FakeUpstream | None = None
     nodes = LabNodes(lab, subnet, f"10.{octet}.0.0/16")
-    api = None
+    loop = asyncio.new_event_loop()
+    client = None
     try:
         nodes.create_network()
         # The bridge address exists from here on; the agents get the fake as upstream
         # the way `minikube-py start --dns-upstream HOST:PORT` passes it (LabConfig).
         upstream = FakeUpstream(bridge_ip)
         lab.config.dns_upstreams = [upstream.flag]
+        # Made again: LabNodes takes the upstreams from LabConfig when made, as in `start`.
         nodes = LabNodes(lab, subnet, f"10.{octet}.0.0/16")
         lab.start_control_plane()
         names = [nodes.add(i, wait=False) for i in (1, 2)]
         nodes.wait_ready(names, 30)
-        api = k8s_config.new_client_from_config(config_file=str(lab.admin_kubeconfig))
-        yield DnsLab(lab, nodes, names, upstream, api)
+        client = Client(Credentials.from_kubeconfig(lab.admin_kubeconfig), user_agent="dns-lab")
+        yield DnsLab(lab, nodes, names, upstream, client, loop)
     finally:
-        if api is not None:
-            api.close()
+        if client is not None:
+            loop.run_until_complete(client.close())
+        loop.close()
         nodes.delete_all()
         lab.stop()
         if upstream is not None:
@@ -251,6 +257,7 @@ def apps(dns_lab: DnsLab) -> DnsLab:
                 ports=[{"name": "http", "port": 8080, "protocol": "TCP"}]),
         service("front", selector={"app": "web"},
                 ports=[{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]),
+        service("alias", type="ExternalName", externalName=f"front.{ns}.svc.{ZONE}"),
         statefulset(2),
         client,
     ]  # fmt: skip
@@ -262,29 +269,23 @@ def apps(dns_lab: DnsLab) -> DnsLab:
     )  # fmt: skip
 
     def ready() -> bool:
-        pods = dns_lab.core.list_namespaced_pod(ns).items
-        names = {p.metadata.name for p in pods if is_ready(p)}
+        pods = dns_lab.api(dns_lab.client.list("Pod", ns))["items"]
+        names = {p["metadata"]["name"] for p in pods if pod_ready(p)}
         return {"web-0", "web-1", "client"} <= names and len(ready_endpoints(dns_lab)) == 2
 
     wait_for(ready, 60, "web-0, web-1 and client Ready with 2 ready endpoints")
     return dns_lab
 
 
-def is_ready(pod: Any) -> bool:
-    conditions = pod.status.conditions or []
-    return any(c.type == "Ready" and c.status == "True" for c in conditions)
-
-
 def ready_endpoints(dns_lab: DnsLab, service_name: str = "web") -> dict[str, str]:
     """hostname -> address of the Service's ready endpoints."""
-    slices = dns_lab.discovery.list_namespaced_endpoint_slice(
-        dns_lab.ns, label_selector=f"kubernetes.io/service-name={service_name}"
-    ).items
+    selector = f"kubernetes.io/service-name={service_name}"
+    slices = dns_lab.api(dns_lab.client.list("EndpointSlice", dns_lab.ns, selector))["items"]
     return {
-        endpoint.hostname or endpoint.addresses[0]: endpoint.addresses[0]
+        endpoint.get("hostname") or endpoint["addresses"][0]: endpoint["addresses"][0]
         for eps in slices
-        for endpoint in eps.endpoints or []
-        if endpoint.conditions is None or endpoint.conditions.ready is not False
+        for endpoint in eps.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready") is not False
     }
 
 
@@ -364,7 +365,7 @@ def svc(name: str, ns: str) -> str:
 
 def test_every_record_type_from_the_host(apps: DnsLab) -> None:
     ns, node = apps.ns, apps.node_ip(0)
-    front_ip = apps.core.read_namespaced_service("front", ns).spec.cluster_ip
+    front_ip = apps.cluster_ip("front")
     endpoints = ready_endpoints(apps)
     assert set(endpoints) == {"web-0", "web-1"}
 
@@ -395,7 +396,13 @@ def test_every_record_type_from_the_host(apps: DnsLab) -> None:
         (EXTERNAL_NAME, "A", EXTERNAL_ADDRESS),
     ]
 
-    client_ip = apps.pod("client").status.pod_ip
+    # An ExternalName inside the zone: the CNAME and its target's records, all local.
+    assert dig(node, svc("alias", ns), "A").answer == [
+        (svc("alias", ns), "CNAME", f"{svc('front', ns)}."),
+        (svc("front", ns), "A", front_ip),
+    ]
+
+    client_ip = apps.get("Pod", "client", ns)["status"]["podIP"]
     pod_name = f"{client_ip.replace('.', '-')}.{ns}.pod.{ZONE}"
     assert dig(node, pod_name, "A").rdatas("A") == [client_ip]
     assert dig(node, f"dns-version.{ZONE}", "TXT").rdatas("TXT") == ['"1.1.0"']
@@ -418,6 +425,19 @@ def test_nxdomain_and_nodata_carry_the_soa(apps: DnsLab) -> None:
     assert dig(node, f"web-9.{svc('web', apps.ns)}", "A").status == "NXDOMAIN"
     # An empty non-terminal (the namespace) exists: NODATA, not NXDOMAIN.
     assert dig(node, f"{apps.ns}.svc.{ZONE}", "A").status == "NOERROR"
+    # The reverse zones of the service and pod ranges are the node's own: an unused
+    # address is NXDOMAIN there and never asked upstream.
+    cluster_cidr = ipaddress.IPv4Network(apps.nodes.cluster_cidr)
+    for unused, zone in [
+        ("10.96.255.254", "96.10.in-addr.arpa"),
+        (
+            str(cluster_cidr.network_address + 0xFEFE),
+            f"{cluster_cidr.network_address.packed[1]}.10.in-addr.arpa",
+        ),
+    ]:
+        reverse = dig(node, "-x", unused)
+        assert (reverse.status, reverse.authority[0][:2]) == ("NXDOMAIN", (zone, "SOA"))
+        assert apps.upstream.questions[ipaddress.ip_address(unused).reverse_pointer] == 0
 
 
 def test_other_names_go_to_the_fake_upstream(apps: DnsLab) -> None:
@@ -439,6 +459,7 @@ def test_a_dead_upstream_gives_servfail_quickly(apps: DnsLab) -> None:
     # An upstream that takes the question and never answers: the forward deadline.
     silent = f"{SILENT_LABEL}-{secrets.token_hex(3)}.{UPSTREAM_ZONE}"
     result = dig(node, silent, "A")
+    print(f"\nsilent upstream -> SERVFAIL in {result.seconds * 1000:.0f} ms")
     assert result.status == "SERVFAIL"
     assert result.seconds < 2.8, f"SERVFAIL after {result.seconds:.2f}s"
     assert apps.upstream.questions[silent] >= 1
@@ -447,6 +468,7 @@ def test_a_dead_upstream_gives_servfail_quickly(apps: DnsLab) -> None:
     apps.upstream.stop()
     try:
         gone = dig(node, f"gone-{secrets.token_hex(3)}.{UPSTREAM_ZONE}", "A")
+        print(f"no upstream listening -> SERVFAIL in {gone.seconds * 1000:.0f} ms")
         assert gone.status == "SERVFAIL"
         assert gone.seconds < 2.8, f"SERVFAIL after {gone.seconds:.2f}s"
         # Cluster names never depend on the upstream.
@@ -475,7 +497,7 @@ def test_pods_resolve_by_name_through_their_node(apps: DnsLab) -> None:
     assert f"nameserver {apps.node_ip(0)}" in resolv
     assert f"search {ns}.svc.{ZONE} svc.{ZONE} {ZONE}" in resolv
     assert "options ndots:5" in resolv
-    front_ip = apps.core.read_namespaced_service("front", ns).spec.cluster_ip
+    front_ip = apps.cluster_ip("front")
     endpoints = ready_endpoints(apps)
 
     # busybox nslookup applies the first search domain to dotless names only; the
@@ -499,6 +521,10 @@ def test_pods_resolve_by_name_through_their_node(apps: DnsLab) -> None:
     upstream_name = f"pod-{secrets.token_hex(3)}.{UPSTREAM_ZONE}"
     assert UPSTREAM_ADDRESS in apps.exec("client", f"nslookup {upstream_name}")
 
+    # A StatefulSet pod knows its own FQDN from /etc/hosts.
+    hosts = apps.exec("web-0", "cat /etc/hosts")
+    assert f"{endpoints['web-0']}\tweb-0.{svc('web', ns)}\tweb-0" in hosts, hosts
+
     # Real traffic by name: the StatefulSet pod by its stable name, the Service by its
     # short name (through the proxy); httpd serves each pod's /etc/hostname.
     by_pod_name = apps.exec("client", "timeout 2 wget -qO- http://web-0.web:8080/hostname")
@@ -515,8 +541,8 @@ def test_service_create_and_delete_are_answered_within_a_second(apps: DnsLab) ->
     name = svc("late", ns)
     body = service("late", selector={"app": "web"}, ports=[{"port": 80, "targetPort": 8080}])
     started = time.monotonic()
-    created = apps.core.create_namespaced_service(ns, body)
-    took = seconds_until(lambda: addresses(ask(node, name)) == {created.spec.cluster_ip})
+    created = apps.api(apps.client.create(body, ns))
+    took = seconds_until(lambda: addresses(ask(node, name)) == {created["spec"]["clusterIP"]})
     total = time.monotonic() - started
     print(f"\nService create -> A answered in {total * 1000:.0f} ms")
     assert total < CHANGE_DEADLINE, f"create answered after {total:.2f}s ({took:.2f}s)"
@@ -526,48 +552,55 @@ def test_service_create_and_delete_are_answered_within_a_second(apps: DnsLab) ->
         return reply is not None and reply.header.rcode == RCODE.NXDOMAIN
 
     started = time.monotonic()
-    apps.core.delete_namespaced_service("late", ns)
+    apps.api(apps.client.delete("Service", "late", ns))
     seconds_until(gone)
     total = time.monotonic() - started
     print(f"Service delete -> NXDOMAIN in {total * 1000:.0f} ms")
     assert total < CHANGE_DEADLINE, f"delete answered after {total:.2f}s"
 
 
-def endpoint_slice(ips: list[str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {"name": "manual-1", "labels": {"kubernetes.io/service-name": "manual"}},
-        "addressType": "IPv4",
-        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
-        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips],
-    }
+def ready_endpoints_of(ips: list[str]) -> list[Obj]:
+    return [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]
 
 
 def test_endpoint_scaling_is_answered_within_a_second(apps: DnsLab) -> None:
     """A selector-less headless Service whose EndpointSlice the test writes: the time
     from the write to the answer, with no pod start-up in it."""
     node, ns = apps.node_ip(0), apps.ns
-    apps.core.create_namespaced_service(ns, service("manual", clusterIP="None", ports=[
-        {"name": "http", "port": 8080, "protocol": "TCP"}]))  # fmt: skip
+    ports = [{"name": "http", "port": 8080, "protocol": "TCP"}]
+    apps.api(apps.client.create(service("manual", clusterIP="None", ports=ports), ns))
     name = svc("manual", ns)
     base = ipaddress.IPv4Address("10.1.0.10")
-    timings = []
+    timings: list[float] = []
+
+    def answers(ips: list[str]) -> Callable[[], bool]:
+        return lambda: addresses(ask(node, name)) == set(ips)
+
     try:
         for count in (1, 3, 1):
             ips = [str(base + i) for i in range(count)]
             started = time.monotonic()
-            if count == 1 and not timings:
-                apps.discovery.create_namespaced_endpoint_slice(ns, endpoint_slice(ips))
+            if not timings:
+                eps = {
+                    "apiVersion": "discovery.k8s.io/v1",
+                    "kind": "EndpointSlice",
+                    "metadata": {
+                        "name": "manual-1",
+                        "labels": {"kubernetes.io/service-name": "manual"},
+                    },
+                    "addressType": "IPv4",
+                    "ports": ports,
+                    "endpoints": ready_endpoints_of(ips),
+                }
+                apps.api(apps.client.create(eps, ns))
             else:
-                apps.discovery.replace_namespaced_endpoint_slice(
-                    "manual-1", ns, endpoint_slice(ips)
-                )
-            seconds_until(lambda ips=ips: addresses(ask(node, name)) == set(ips))
+                patch = {"endpoints": ready_endpoints_of(ips)}
+                apps.api(apps.client.patch("EndpointSlice", "manual-1", patch, ns))
+            seconds_until(answers(ips))
             timings.append(time.monotonic() - started)
     finally:
-        apps.core.delete_namespaced_service("manual", ns)
-        apps.discovery.delete_namespaced_endpoint_slice("manual-1", ns)
+        apps.api(apps.client.delete("Service", "manual", ns))
+        apps.api(apps.client.delete("EndpointSlice", "manual-1", ns))
     print("\nendpoints 1 -> 3 -> 1 answered in " + ", ".join(f"{t * 1000:.0f} ms" for t in timings))
     assert max(timings) < CHANGE_DEADLINE, timings
 
@@ -576,8 +609,11 @@ def test_statefulset_scale_is_answered_once_the_endpoint_is_ready(apps: DnsLab) 
     """Scaling the StatefulSet to 3: `web-2.web` answers within a second of the
     EndpointSlice showing web-2 ready (polled from the API side by side)."""
     node, ns = apps.node_ip(0), apps.ns
-    apps_api = k8s.AppsV1Api(apps.api)
-    apps_api.patch_namespaced_stateful_set_scale("web", ns, {"spec": {"replicas": 3}})
+
+    def scale(replicas: int) -> None:
+        apps.api(apps.client.patch("StatefulSet", "web", {"spec": {"replicas": replicas}}, ns))
+
+    scale(3)
     name = f"web-2.{svc('web', ns)}"
     try:
         ready_at = answered_at = 0.0
@@ -594,7 +630,7 @@ def test_statefulset_scale_is_answered_once_the_endpoint_is_ready(apps: DnsLab) 
         print(f"\nweb-2 ready endpoint -> A answered after {lag * 1000:.0f} ms")
         assert lag < CHANGE_DEADLINE, lag
     finally:
-        apps_api.patch_namespaced_stateful_set_scale("web", ns, {"spec": {"replicas": 2}})
+        scale(2)
 
     def scaled_down() -> bool:
         reply = ask(node, name)
