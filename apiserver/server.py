@@ -109,7 +109,11 @@ async def run(args: argparse.Namespace) -> None:
             if e.code != 503 or attempt == 59:
                 raise
             await asyncio.sleep(0.5)
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    # clients (Go's transport) keep idle connections for 90 s: closing them sooner races
+    # with a request just being sent on one, which the client sees as EOF
+    runner = web.AppRunner(
+        server.app(), access_log=None, handle_signals=False, keepalive_timeout=3600
+    )
     await runner.setup()
     ctx = tls_context(Path(args.tls_cert_file), Path(args.tls_private_key_file))
     for addr in args.bind_address:

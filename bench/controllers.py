@@ -62,8 +62,15 @@ async def raw_writes(c: Client, pod: Obj, n: int) -> list[float]:
 async def one_size(c: Client, n: int, samples: int) -> dict[str, object]:
     ns = f"bench-{n}-{uuid.uuid4().hex[:4]}"
     await c.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    await c.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-                    "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}, ns)
+    await c.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+        },
+        ns,
+    )
     bound: set[str] = set()
     all_bound = asyncio.Event()
     pods = Informer(ResyncOnWatchErrorClient(c.creds), "Pod", namespace=ns)
@@ -78,11 +85,22 @@ async def one_size(c: Client, n: int, samples: int) -> dict[str, object]:
     pods.start()
     await pods.synced.wait()
     t0 = time.perf_counter()
-    await c.create({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-        "spec": {"replicas": n, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}},
-                              "spec": {"containers": [{"name": "c", "image": "x"}]}}}}, ns)
+    await c.create(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": n,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "c", "image": "x"}]},
+                },
+            },
+        },
+        ns,
+    )
     await asyncio.wait_for(all_bound.wait(), timeout=120)
     bind_seconds = time.perf_counter() - t0
 
@@ -124,8 +142,13 @@ async def one_size(c: Client, n: int, samples: int) -> dict[str, object]:
         await inf.stop()
         await inf.client.close()
     await c.delete("Namespace", ns)
-    return {"n": n, "bind": bind_seconds, "ep": latencies, "raw": raw,
-            "ready": sum(1 for p in running[:samples] if pod_ready(p))}
+    return {
+        "n": n,
+        "bind": bind_seconds,
+        "ep": latencies,
+        "raw": raw,
+        "ready": sum(1 for p in running[:samples] if pod_ready(p)),
+    }
 
 
 async def run(lab: Lab, sizes: list[int], samples: int) -> None:
@@ -134,15 +157,20 @@ async def run(lab: Lab, sizes: list[int], samples: int) -> None:
     for node in nodes:
         await node.start()
     try:
-        print(f"{'pods':>6} {'bound (s)':>10} {'ep p50 ms':>10} {'ep p99 ms':>10} "
-              f"{'raw p50 ms':>11} {'raw p99 ms':>11} {'p99 ratio':>10}")
+        print(
+            f"{'pods':>6} {'bound (s)':>10} {'ep p50 ms':>10} {'ep p99 ms':>10} "
+            f"{'raw p50 ms':>11} {'raw p99 ms':>11} {'p99 ratio':>10}"
+        )
         for n in sizes:
             r = await one_size(c, n, samples)
             ep = [x * 1000 for x in r["ep"]]  # type: ignore[attr-defined]
             raw = [x * 1000 for x in r["raw"]]  # type: ignore[attr-defined]
-            print(f"{n:>6} {r['bind']:>10.2f} {statistics.median(ep):>10.1f} "
-                  f"{pct(ep, 99):>10.1f} {statistics.median(raw):>11.1f} "
-                  f"{pct(raw, 99):>11.1f} {pct(ep, 99) / pct(raw, 99):>9.1f}x", flush=True)
+            print(
+                f"{n:>6} {r['bind']:>10.2f} {statistics.median(ep):>10.1f} "
+                f"{pct(ep, 99):>10.1f} {statistics.median(raw):>11.1f} "
+                f"{pct(raw, 99):>11.1f} {pct(ep, 99) / pct(raw, 99):>9.1f}x",
+                flush=True,
+            )
     finally:
         for node in nodes:
             await node.stop()
@@ -154,10 +182,18 @@ def main() -> None:
     p.add_argument("--sizes", default="10,100,1000")
     p.add_argument("--samples", type=int, default=100)
     args = p.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="mkpy-bench-"))
-    lab = Lab(home, LabConfig(name="b" + uuid.uuid4().hex[:6], apiserver_port=free_port(),
-                              etcd_client_port=free_port(), etcd_peer_port=free_port(),
-                              nodes=0), kubeconfig_path=home / "kubeconfig")
+    home = Path(tempfile.mkdtemp(prefix="mkpy-bench-controllers-"))
+    lab = Lab(
+        home,
+        LabConfig(
+            name="b" + uuid.uuid4().hex[:6],
+            apiserver_port=free_port(),
+            etcd_client_port=free_port(),
+            etcd_peer_port=free_port(),
+            nodes=0,
+        ),
+        kubeconfig_path=home / "kubeconfig",
+    )
     try:
         lab.start_control_plane()
         asyncio.run(run(lab, [int(s) for s in args.sizes.split(",")], args.samples))

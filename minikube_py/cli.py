@@ -336,6 +336,35 @@ async def _get(kind: str, name: str, namespace: str, all_namespaces: bool, outpu
     out.print(table)
 
 
+def cmd_service(args: argparse.Namespace) -> None:
+    """The URLs a Service is reached by from this host."""
+    from minikube_py.services import ServiceUrlError, service_url
+
+    async def urls() -> list[str]:
+        async with _client() as client:
+            return await service_url(client, args.name, args.namespace)
+
+    try:
+        found = asyncio.run(urls())
+    except ServiceUrlError as e:
+        raise CliError(str(e)) from e
+    if args.url:
+        out.print("\n".join(found), highlight=False)
+        return
+    table = Table("NAMESPACE", "NAME", "URL", box=None)
+    for url in found:
+        table.add_row(args.namespace, args.name, url)
+    out.print(table)
+
+
+def cmd_tunnel(args: argparse.Namespace) -> None:
+    """Route the service CIDR from this host through a Ready node until interrupted."""
+    _require_root("tunnel")
+    from minikube_py.services import tunnel
+
+    tunnel(_lab(), progress=_step)
+
+
 def cmd_apply(args: argparse.Namespace) -> None:
     asyncio.run(_apply(args.filename, args.namespace))
 
@@ -401,6 +430,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("agent_args", nargs=argparse.REMAINDER)
     s.set_defaults(func=cmd_agent)
+
+    s = sub.add_parser("service", help="the URL a Service is reached by from this host")
+    s.add_argument("name")
+    s.add_argument("-n", "--namespace", default="default")
+    s.add_argument("--url", action="store_true", help="print only the URLs")
+    s.set_defaults(func=cmd_service)
+
+    s = sub.add_parser("tunnel", help="make ClusterIPs answer from this host (Ctrl-C ends)")
+    s.set_defaults(func=cmd_tunnel)
 
     s = sub.add_parser("logs", help="a component's log")
     s.add_argument("component")

@@ -44,6 +44,8 @@ class LabConfig:
     etcd_client_port: int = 23790
     etcd_peer_port: int = 23800
     service_cidr: str = "10.96.0.0/16"
+    cluster_cidr: str = "10.244.0.0/16"  # pod addresses; node N gets the N-th /24
+    node_subnet: str = "192.168.49.0/24"  # the node network; LoadBalancer pool .200-.250
     node_port_range: str = "30000-32767"
     nodes: int = 2
     node_indexes: list[int] = field(default_factory=list)  # lab nodes that exist
@@ -242,17 +244,20 @@ class Lab:
         return self.home / "admin.kubeconfig"
 
     def start_controller_manager(self) -> None:
+        import ipaddress
+
+        subnet = ipaddress.IPv4Network(self.config.node_subnet)
+        pool = f"{subnet.network_address + 200}-{subnet.network_address + 250}"
         self.spawn(
             "controller-manager",
             [
-                sys.executable,
-                "-m",
-                "minikube_py.controllers",
-                "--kubeconfig",
-                str(self.admin_kubeconfig),
+                sys.executable, "-m", "minikube_py.controllers",
+                "--kubeconfig", str(self.admin_kubeconfig),
                 "--leader-elect",
+                "--cluster-cidr", self.config.cluster_cidr,
+                "--load-balancer-pool", pool,
             ],
-        )
+        )  # fmt: skip
 
     def start_control_plane(self, progress: Progress = lambda _: None, wait: bool = True) -> Path:
         """etcd, apiserver and controller-manager. With `wait=False` it returns once the

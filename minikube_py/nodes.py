@@ -63,6 +63,8 @@ class LabNodes:
         self.cluster = lab.config.name
         self.subnet = subnet
         self.cluster_cidr = cluster_cidr
+        # the controller-manager derives the pod CIDRs and the LoadBalancer pool from these
+        lab.config.node_subnet, lab.config.cluster_cidr = subnet, cluster_cidr
         self.dns_upstreams = (
             dns_upstreams if dns_upstreams is not None else lab.config.dns_upstreams
         )

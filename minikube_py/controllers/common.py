@@ -125,8 +125,9 @@ class ResyncOnWatchErrorClient(Client):
                     raise
                 yield event
         finally:
+            # closing a stream the server left hanging can itself hang: bounded
             with contextlib.suppress(Exception):
-                await events.aclose()  # type: ignore[attr-defined]
+                await asyncio.wait_for(events.aclose(), 1)  # type: ignore[attr-defined]
 
 
 class Informers:

@@ -15,36 +15,61 @@ from tests.conftest import ControlPlane
 
 
 def pod(name: str, port: int, labels: dict[str, str], **spec: object) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {"containers": [{"name": "c", "image": "x", "ports": [
-                {"name": "http", "containerPort": port}]}], **spec}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "containers": [
+                {"name": "c", "image": "x", "ports": [{"name": "http", "containerPort": port}]}
+            ],
+            **spec,
+        },
+    }
 
 
 async def slices(c: Client, ns: str, svc: str) -> list[dict]:
-    return (await c.list("EndpointSlice", ns,
-                         label_selector=f"kubernetes.io/service-name={svc}"))["items"]
+    return (await c.list("EndpointSlice", ns, label_selector=f"kubernetes.io/service-name={svc}"))[
+        "items"
+    ]
 
 
 def by_ip(items: list[dict]) -> dict[str, tuple[int, dict]]:
-    return {ep["addresses"][0]: (s["ports"][0]["port"], ep)
-            for s in items for ep in s["endpoints"]}
+    return {ep["addresses"][0]: (s["ports"][0]["port"], ep) for s in items for ep in s["endpoints"]}
 
 
-async def test_endpoints_and_slices_follow_pods(control_plane: ControlPlane,
-                                                namespace: str) -> None:
+async def test_endpoints_and_slices_follow_pods(
+    control_plane: ControlPlane, namespace: str
+) -> None:
     cp, ns = control_plane, namespace
     node = "ep-" + uuid.uuid4().hex[:5]
     async with cp.client() as c, sim_nodes(c, [node]) as (sim,):
-        await c.create({"apiVersion": "v1", "kind": "Service",
-                        "metadata": {"name": "web", "labels": {"team": "a"}},
-                        "spec": {"selector": {"app": "web"},
-                                 "ports": [{"name": "http", "port": 80,
-                                            "targetPort": "http"}]}}, ns)
-        await c.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "all"},
-                        "spec": {"selector": {"app": "web"}, "clusterIP": "None",
-                                 "publishNotReadyAddresses": True,
-                                 "ports": [{"port": 80, "targetPort": 7000}]}}, ns)
+        await c.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "web", "labels": {"team": "a"}},
+                "spec": {
+                    "selector": {"app": "web"},
+                    "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+                },
+            },
+            ns,
+        )
+        await c.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "all"},
+                "spec": {
+                    "selector": {"app": "web"},
+                    "clusterIP": "None",
+                    "publishNotReadyAddresses": True,
+                    "ports": [{"port": 80, "targetPort": 7000}],
+                },
+            },
+            ns,
+        )
         await c.create(pod("a", 8080, {"app": "web"}, hostname="a", subdomain="web"), ns)
         await c.create(pod("b", 9090, {"app": "web"}), ns)
         await c.create(pod("other", 8080, {"app": "db"}), ns)
@@ -62,13 +87,16 @@ async def test_endpoints_and_slices_follow_pods(control_plane: ControlPlane,
         assert eps[ip_a][1]["nodeName"] == node
         assert eps[ip_a][1]["targetRef"]["name"] == "a"
         for s in await slices(c, ns, "web"):
-            assert s["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == \
-                "endpointslice-controller.k8s.io"
+            assert (
+                s["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"]
+                == "endpointslice-controller.k8s.io"
+            )
             assert s["metadata"]["labels"]["team"] == "a"
             assert s["metadata"]["ownerReferences"][0]["kind"] == "Service"
         ep = await c.get("Endpoints", "web", ns)
         assert sorted(a["ip"] for s in ep["subsets"] for a in s["addresses"]) == sorted(
-            [ip_a, ip_b])
+            [ip_a, ip_b]
+        )
         out = (await asyncio.to_thread(cp.kubectl, "-n", ns, "get", "endpoints", "web")).stdout
         assert f"{ip_a}:8080" in out and f"{ip_b}:9090" in out
 
@@ -79,13 +107,13 @@ async def test_endpoints_and_slices_follow_pods(control_plane: ControlPlane,
             e = await c.get("Endpoints", "web", ns)
             nr = [a["ip"] for s in e["subsets"] for a in s.get("notReadyAddresses", [])]
             slice_b = by_ip(await slices(c, ns, "web")).get(ip_b)
-            return nr == [ip_b] and slice_b is not None and not slice_b[1]["conditions"][
-                "ready"]
+            return nr == [ip_b] and slice_b is not None and not slice_b[1]["conditions"]["ready"]
 
         await eventually(b_not_ready, what="b not ready")
         all_ep = await c.get("Endpoints", "all", ns)
         assert sorted(a["ip"] for s in all_ep["subsets"] for a in s["addresses"]) == sorted(
-            [ip_a, ip_b])
+            [ip_a, ip_b]
+        )
 
         # a is being deleted: terminating, not ready, serving (until the node ends it)
         sim.run_pods = False  # keep the pod in Terminating while we look
@@ -109,14 +137,30 @@ async def _absent(c: Client, ns: str, ip: str) -> bool:
 
 
 async def test_selectorless_services_and_the_kubernetes_service(
-        control_plane: ControlPlane, namespace: str) -> None:
+    control_plane: ControlPlane, namespace: str
+) -> None:
     cp, ns = control_plane, namespace
     async with cp.client() as c:
-        await c.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext"},
-                        "spec": {"ports": [{"name": "db", "port": 5432}]}}, ns)
-        await c.create({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "ext"},
-                        "subsets": [{"addresses": [{"ip": "10.0.0.7"}],
-                                     "ports": [{"name": "db", "port": 5432}]}]}, ns)
+        await c.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "ext"},
+                "spec": {"ports": [{"name": "db", "port": 5432}]},
+            },
+            ns,
+        )
+        await c.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {"name": "ext"},
+                "subsets": [
+                    {"addresses": [{"ip": "10.0.0.7"}], "ports": [{"name": "db", "port": 5432}]}
+                ],
+            },
+            ns,
+        )
 
         async def mirrored() -> dict | None:
             items = await slices(c, ns, "ext")
@@ -125,8 +169,10 @@ async def test_selectorless_services_and_the_kubernetes_service(
         s = await eventually(mirrored, what="mirrored slice")
         assert s["endpoints"][0]["addresses"] == ["10.0.0.7"]
         assert s["ports"] == [{"name": "db", "port": 5432, "protocol": "TCP"}]
-        assert s["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == \
-            "endpointslicemirroring-controller.k8s.io"
+        assert (
+            s["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"]
+            == "endpointslicemirroring-controller.k8s.io"
+        )
         await asyncio.sleep(0.5)
         ep = await c.get("Endpoints", "ext", ns)  # the user's Endpoints stay as written
         assert ep["subsets"][0]["addresses"] == [{"ip": "10.0.0.7"}]

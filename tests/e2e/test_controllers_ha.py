@@ -46,8 +46,9 @@ def ready(obj: dict) -> str | None:
     return None
 
 
-async def test_node_lifecycle_unreachable_then_eviction(control_plane: ControlPlane,
-                                                        namespace: str) -> None:
+async def test_node_lifecycle_unreachable_then_eviction(
+    control_plane: ControlPlane, namespace: str
+) -> None:
     cp, ns = control_plane, namespace
     names = ["nl-" + uuid.uuid4().hex[:5], "nl-" + uuid.uuid4().hex[:5]]
     async with cp.client() as c, sim_nodes(c, names) as (dying, alive):
@@ -66,8 +67,10 @@ async def test_node_lifecycle_unreachable_then_eviction(control_plane: ControlPl
         assert cond["reason"] == "NodeStatusUnknown"
         assert cond["message"] == "Kubelet stopped posting node status."
         taints = {(t["key"], t["effect"]) for t in node["spec"]["taints"]}
-        assert taints >= {("node.kubernetes.io/unreachable", "NoSchedule"),
-                          ("node.kubernetes.io/unreachable", "NoExecute")}
+        assert taints >= {
+            ("node.kubernetes.io/unreachable", "NoSchedule"),
+            ("node.kubernetes.io/unreachable", "NoExecute"),
+        }
         assert ready(await c.get("Node", alive.name)) == "True"
         out = await kubectl(cp, "get", "node", dying.name)
         assert "NotReady" in out
@@ -84,10 +87,14 @@ async def test_node_lifecycle_unreachable_then_eviction(control_plane: ControlPl
             assert ready(gone) == "False"  # marked not ready before it was evicted
 
         async def replaced() -> bool:
-            live = [p for p in (await c.list("Pod", ns))["items"]
-                    if not p["metadata"].get("deletionTimestamp")]
-            return len(live) == 2 and all(p["spec"].get("nodeName") == alive.name
-                                          and ready(p) == "True" for p in live)
+            live = [
+                p
+                for p in (await c.list("Pod", ns))["items"]
+                if not p["metadata"].get("deletionTimestamp")
+            ]
+            return len(live) == 2 and all(
+                p["spec"].get("nodeName") == alive.name and ready(p) == "True" for p in live
+            )
 
         await eventually(replaced, timeout=20, what="replacement on the live node")
         events = await kubectl(cp, "-n", ns, "get", "events")
@@ -97,9 +104,20 @@ async def test_node_lifecycle_unreachable_then_eviction(control_plane: ControlPl
 def start_standby(cp: ControlPlane, identity: str, log: str) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "minikube_py.controllers", "--kubeconfig",
-             str(cp.lab.admin_kubeconfig), "--leader-elect", "--identity", identity],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "minikube_py.controllers",
+                "--kubeconfig",
+                str(cp.lab.admin_kubeconfig),
+                "--leader-elect",
+                "--identity",
+                identity,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 async def holder(c: Client) -> dict:
@@ -112,7 +130,8 @@ async def replica_sets(c: Client, ns: str, app: str) -> list[dict]:
 
 
 async def test_only_the_leader_acts_and_a_standby_takes_over(
-        fresh_control_plane: ControlPlane, tmp_path: object) -> None:
+    fresh_control_plane: ControlPlane, tmp_path: object
+) -> None:
     cp = fresh_control_plane
     log = f"{tmp_path}/standby.log"
     async with cp.client() as c:
@@ -127,8 +146,7 @@ async def test_only_the_leader_acts_and_a_standby_takes_over(
             await kubectl(cp, "create", "deployment", "before", "--image=x", "--replicas=2")
             await rollout(cp, "default", "deployment/before", 30)
             assert len(await replica_sets(c, "default", "before")) == 1
-            assert len((await c.list("Pod", "default", label_selector="app=before"))[
-                "items"]) == 2
+            assert len((await c.list("Pod", "default", label_selector="app=before"))["items"]) == 2
             with open(log) as f:
                 assert "caches synced" not in f.read()  # the standby never ran controllers
 
@@ -151,11 +169,20 @@ async def test_only_the_leader_acts_and_a_standby_takes_over(
         standby.wait(timeout=15)
 
 
-ROLLING = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "roll"},
-           "spec": {"replicas": 6, "selector": {"matchLabels": {"app": "roll"}},
-                    "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                    "template": {"metadata": {"labels": {"app": "roll"}},
-                                 "spec": {"containers": [{"name": "c", "image": "v1"}]}}}}
+ROLLING = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "roll"},
+    "spec": {
+        "replicas": 6,
+        "selector": {"matchLabels": {"app": "roll"}},
+        "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        "template": {
+            "metadata": {"labels": {"app": "roll"}},
+            "spec": {"containers": [{"name": "c", "image": "v1"}]},
+        },
+    },
+}
 
 
 async def test_restart_in_the_middle_of_a_rollout(fresh_control_plane: ControlPlane) -> None:
@@ -172,8 +199,10 @@ async def test_restart_in_the_middle_of_a_rollout(fresh_control_plane: ControlPl
         await eventually(midway, what="both ReplicaSets scaled up")
         cp.lab.stop_component("controller-manager")
         await asyncio.sleep(1)
-        frozen = {r["metadata"]["name"]: r["spec"]["replicas"]
-                  for r in await replica_sets(c, "default", "roll")}
+        frozen = {
+            r["metadata"]["name"]: r["spec"]["replicas"]
+            for r in await replica_sets(c, "default", "roll")
+        }
         assert len(frozen) == 2 and sorted(frozen.values()) != [0, 6]  # really midway
         cp.lab.start_controller_manager()
         await rollout(cp, "default", "deployment/roll", 40)

@@ -11,7 +11,7 @@ import json
 import uuid
 
 from minikube_py.client import ApiException
-from minikube_py.controllers.simnode import SimNode, eventually, sim_nodes
+from minikube_py.controllers.simnode import eventually, sim_nodes
 from tests.conftest import ControlPlane
 
 

@@ -41,8 +41,9 @@ def test_node_goes_unknown_with_kube_reason() -> None:
     taints = wanted_taints(node, "T")
     assert {(t["key"], t["effect"]) for t in taints} == {
         ("node.kubernetes.io/unreachable", "NoSchedule"),
-        ("node.kubernetes.io/unreachable", "NoExecute")}
-    node["spec"]["taints"] = taints + [{"key": "mine", "effect": "NoSchedule"}]
+        ("node.kubernetes.io/unreachable", "NoExecute"),
+    }
+    node["spec"]["taints"] = [*taints, {"key": "mine", "effect": "NoSchedule"}]
     node["status"]["conditions"][-1]["status"] = "True"
     for c in node["status"]["conditions"]:
         if c["type"] == "Ready":
@@ -52,15 +53,29 @@ def test_node_goes_unknown_with_kube_reason() -> None:
 
 def test_evictions_follow_tolerations() -> None:
     node = node_body("n")
-    node["spec"]["taints"] = [{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute",
-                               "timeAdded": "2026-01-01T00:00:00Z"}]
+    node["spec"]["taints"] = [
+        {
+            "key": "node.kubernetes.io/unreachable",
+            "effect": "NoExecute",
+            "timeAdded": "2026-01-01T00:00:00Z",
+        }
+    ]
     t0 = 1767225600.0  # 2026-01-01T00:00:00Z
 
     def pod(name: str, tolerations: list[dict]) -> dict:
         return {"metadata": {"name": name}, "spec": {"tolerations": tolerations}}
 
-    short = pod("short", [{"key": "node.kubernetes.io/unreachable", "operator": "Exists",
-                           "effect": "NoExecute", "tolerationSeconds": 5}])
+    short = pod(
+        "short",
+        [
+            {
+                "key": "node.kubernetes.io/unreachable",
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": 5,
+            }
+        ],
+    )
     forever = pod("forever", [{"operator": "Exists"}])
     plain = pod("plain", [])
     due, wait = evictions(node, [short, forever, plain], t0 + 1, eviction_timeout=30)
@@ -79,12 +94,12 @@ def test_garbage_collector_decisions() -> None:
     assert owner_verdict([], set()) == "keep"
     dep_blocking = {"metadata": {"ownerReferences": [{"uid": "o", "blockOwnerDeletion": True}]}}
     dep_free = {"metadata": {"ownerReferences": [{"uid": "o"}]}}
-    owner = {"metadata": {"uid": "o", "deletionTimestamp": "T",
-                          "finalizers": ["foregroundDeletion"]}}
+    owner = {
+        "metadata": {"uid": "o", "deletionTimestamp": "T", "finalizers": ["foregroundDeletion"]}
+    }
     assert finalizer_plan(owner, [dep_blocking, dep_free]) == ("foreground", [dep_blocking])
     owner["metadata"]["finalizers"] = ["orphan"]
-    assert finalizer_plan(owner, [dep_blocking, dep_free]) == (
-        "orphan", [dep_blocking, dep_free])
+    assert finalizer_plan(owner, [dep_blocking, dep_free]) == ("orphan", [dep_blocking, dep_free])
     del owner["metadata"]["deletionTimestamp"]
     assert finalizer_plan(owner, [dep_free]) == ("", [])
 
@@ -95,16 +110,22 @@ def test_lb_allocation_rules() -> None:
     assert choose_lb_ip("a", None, pool, {}) == ("192.168.49.200", "")
     assert choose_lb_ip("a", None, pool, {"a": "192.168.49.200"}) == ("192.168.49.200", "")
     assert choose_lb_ip("b", "192.168.49.202", pool, {"a": "192.168.49.200"}) == (
-        "192.168.49.202", "")
+        "192.168.49.202",
+        "",
+    )
     ip, why = choose_lb_ip("b", "192.168.49.200", pool, {"a": "192.168.49.200"})
     assert ip is None and why == 'requested IP "192.168.49.200" is already allocated to a'
     ip, why = choose_lb_ip("b", "10.0.0.1", pool, {})
     assert ip is None and "not in the pool" in why
     full = {str(i): ip for i, ip in enumerate(pool)}
     assert choose_lb_ip("z", None, pool, full) == (
-        None, "no available IPs in pool 192.168.49.200-192.168.49.202")
-    svc = {"metadata": {"annotations": {"minikube-py.io/load-balancer-ips": "1.1.1.1, 2.2.2.2"}},
-           "spec": {"loadBalancerIP": "3.3.3.3"}}
+        None,
+        "no available IPs in pool 192.168.49.200-192.168.49.202",
+    )
+    svc = {
+        "metadata": {"annotations": {"minikube-py.io/load-balancer-ips": "1.1.1.1, 2.2.2.2"}},
+        "spec": {"loadBalancerIP": "3.3.3.3"},
+    }
     assert requested_ip(svc) == "1.1.1.1"
 
 

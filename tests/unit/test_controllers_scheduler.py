@@ -16,8 +16,9 @@ def pod(cpu: str | None = None, owner: str | None = None, **spec: object) -> dic
         c["resources"] = {"requests": {"cpu": cpu}}
     md: dict = {"name": "p", "namespace": "d"}
     if owner:
-        md["ownerReferences"] = [{"kind": "ReplicaSet", "name": owner, "uid": owner,
-                                  "controller": True}]
+        md["ownerReferences"] = [
+            {"kind": "ReplicaSet", "name": owner, "uid": owner, "controller": True}
+        ]
     return {"metadata": md, "spec": {"containers": [c], **spec}}
 
 
@@ -30,17 +31,25 @@ def test_failure_summary_counts_each_reason_like_kube() -> None:
     nodes[2]["spec"]["unschedulable"] = True
     d = schedule(pod(cpu="2"), nodes, {})
     assert d.node is None
-    assert d.message == ("0/3 nodes are available: 1 Insufficient cpu, 1 node(s) had "
-                         "untolerated taint {k: v}, 1 node(s) were unschedulable.")
+    assert d.message == (
+        "0/3 nodes are available: 1 Insufficient cpu, 1 node(s) had "
+        "untolerated taint {k: v}, 1 node(s) were unschedulable."
+    )
 
 
 def test_selector_affinity_and_tolerations() -> None:
     ssd = node_body("ssd", labels={"disk": "ssd"})
     gpu = node_body("gpu", taints=[{"key": "gpu", "effect": "NoSchedule"}])
     assert schedule(pod(nodeSelector={"disk": "ssd"}), [ssd, gpu], {}).node == "ssd"
-    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": [{"matchExpressions": [
-            {"key": "disk", "operator": "NotIn", "values": ["ssd"]}]}]}}}
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "disk", "operator": "NotIn", "values": ["ssd"]}]}
+                ]
+            }
+        }
+    }
     tol = [{"key": "gpu", "operator": "Exists"}]
     assert schedule(pod(affinity=affinity, tolerations=tol), [ssd, gpu], {}).node == "gpu"
     d = schedule(pod(affinity=affinity), [ssd, gpu], {})
@@ -52,9 +61,15 @@ def test_host_ports_and_not_ready_nodes() -> None:
     n = node_body("n")
     other = pod(containers=hp)
     assert filter_node(pod(containers=hp), n, [other]) == [
-        "node(s) didn't have free ports for the requested pod ports"]
-    udp = [{"name": "c", "image": "x", "ports": [{"containerPort": 80, "hostPort": 80,
-                                                  "protocol": "UDP"}]}]
+        "node(s) didn't have free ports for the requested pod ports"
+    ]
+    udp = [
+        {
+            "name": "c",
+            "image": "x",
+            "ports": [{"containerPort": 80, "hostPort": 80, "protocol": "UDP"}],
+        }
+    ]
     assert filter_node(pod(containers=udp), n, [other]) == []
     n["status"]["conditions"][-1]["status"] = "Unknown"
     assert filter_node(pod(), n, []) == ["node(s) were not ready"]
@@ -80,8 +95,10 @@ def test_init_containers_and_limits_count_as_requests() -> None:
     assert r["cpu"] == 2 and r["memory"] == 2**30 and r["pods"] == 1
 
 
-@given(st.lists(st.integers(min_value=0, max_value=4000), min_size=1, max_size=6),
-       st.integers(min_value=1, max_value=4000))
+@given(
+    st.lists(st.integers(min_value=0, max_value=4000), min_size=1, max_size=6),
+    st.integers(min_value=1, max_value=4000),
+)
 def test_a_chosen_node_always_has_room(free_millis: list[int], want: int) -> None:
     nodes = [node_body(f"n{i}", cpu=f"{m}m") for i, m in enumerate(free_millis)]
     d = schedule(pod(cpu=f"{want}m"), nodes, {})
@@ -94,8 +111,11 @@ def test_a_chosen_node_always_has_room(free_millis: list[int], want: int) -> Non
         assert d.node is None and f"{len(nodes)} Insufficient cpu" in d.message
 
 
-@given(st.sampled_from(["NoSchedule", "NoExecute", "PreferNoSchedule"]),
-       st.sampled_from(["", "NoSchedule", "NoExecute"]), st.booleans())
+@given(
+    st.sampled_from(["NoSchedule", "NoExecute", "PreferNoSchedule"]),
+    st.sampled_from(["", "NoSchedule", "NoExecute"]),
+    st.booleans(),
+)
 def test_toleration_effects(taint_effect: str, tol_effect: str, exists: bool) -> None:
     taint = {"key": "k", "value": "v", "effect": taint_effect}
     tol: dict = {"key": "k", "operator": "Exists" if exists else "Equal", "value": "v"}

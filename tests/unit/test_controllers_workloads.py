@@ -20,9 +20,13 @@ from minikube_py.controllers.statefulset import Step, pod_for, statefulset_step
 
 
 def deploy(replicas: int, surge: object = "25%", unavailable: object = "25%") -> dict:
-    return {"metadata": {"name": "web", "namespace": "d", "generation": 3},
-            "spec": {"replicas": replicas, "strategy": {"rollingUpdate": {
-                "maxSurge": surge, "maxUnavailable": unavailable}}}}
+    return {
+        "metadata": {"name": "web", "namespace": "d", "generation": 3},
+        "spec": {
+            "replicas": replicas,
+            "strategy": {"rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}},
+        },
+    }
 
 
 def test_fenceposts_round_like_kube() -> None:
@@ -34,8 +38,12 @@ def test_fenceposts_round_like_kube() -> None:
 def test_template_hash_is_stable_and_ignores_its_own_label() -> None:
     t = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"image": "a"}]}}
     h = template_hash(t)
-    assert h == template_hash({"metadata": {"labels": {"app": "web", "pod-template-hash": h}},
-                               "spec": {"containers": [{"image": "a"}]}})
+    assert h == template_hash(
+        {
+            "metadata": {"labels": {"app": "web", "pod-template-hash": h}},
+            "spec": {"containers": [{"image": "a"}]},
+        }
+    )
     assert h != template_hash(t, collision_count=1)
     assert set(h) <= set("bcdfghjklmnpqrstvwxz2456789")
 
@@ -94,50 +102,82 @@ def test_deployment_status_conditions() -> None:
     d = deploy(3)
     new = rs("web-a", 3, {"replicas": 3, "readyReplicas": 3, "availableReplicas": 3})
     st_ = deployment_status(d, new, [], created=False)
-    assert (st_["replicas"], st_["updatedReplicas"], st_["availableReplicas"],
-            st_["observedGeneration"]) == (3, 3, 3, 3)
+    assert (
+        st_["replicas"],
+        st_["updatedReplicas"],
+        st_["availableReplicas"],
+        st_["observedGeneration"],
+    ) == (3, 3, 3, 3)
     conds = {c["type"]: c for c in st_["conditions"]}
     assert conds["Available"]["reason"] == "MinimumReplicasAvailable"
     assert conds["Progressing"]["reason"] == "NewReplicaSetAvailable"
     assert conds["Progressing"]["message"] == 'ReplicaSet "web-a" has successfully progressed.'
-    mid = deployment_status(d, rs("web-b", 1, {"replicas": 1}),
-                            [rs("web-a", 3, {"replicas": 3, "availableReplicas": 1})], False)
+    mid = deployment_status(
+        d,
+        rs("web-b", 1, {"replicas": 1}),
+        [rs("web-a", 3, {"replicas": 3, "availableReplicas": 1})],
+        False,
+    )
     conds = {c["type"]: c for c in mid["conditions"]}
     assert conds["Available"]["status"] == "False"
     assert conds["Progressing"]["reason"] == "ReplicaSetUpdated"
     assert mid["unavailableReplicas"] == 3
 
 
-def pod(name: str, node: str = "", phase: str = "Running", ready: bool = True,
-        ts: str = "2026-01-01T00:00:00Z") -> dict:
-    return {"metadata": {"name": name, "creationTimestamp": ts},
-            "spec": {"nodeName": node} if node else {},
-            "status": {"phase": phase, "conditions": [
-                {"type": "Ready", "status": "True" if ready else "False"}]}}
+def pod(
+    name: str,
+    node: str = "",
+    phase: str = "Running",
+    ready: bool = True,
+    ts: str = "2026-01-01T00:00:00Z",
+) -> dict:
+    return {
+        "metadata": {"name": name, "creationTimestamp": ts},
+        "spec": {"nodeName": node} if node else {},
+        "status": {
+            "phase": phase,
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
+    }
 
 
 def test_replicaset_deletes_the_cheapest_pods_first() -> None:
-    pods = [pod("ready-old", "n", ts="2026-01-01T00:00:00Z"),
-            pod("ready-new", "n", ts="2026-01-02T00:00:00Z"),
-            pod("notready", "n", ready=False), pod("pending", "n", phase="Pending"),
-            pod("unbound", phase="Pending")]
+    pods = [
+        pod("ready-old", "n", ts="2026-01-01T00:00:00Z"),
+        pod("ready-new", "n", ts="2026-01-02T00:00:00Z"),
+        pod("notready", "n", ready=False),
+        pod("pending", "n", phase="Pending"),
+        pod("unbound", phase="Pending"),
+    ]
     create, delete = replica_diff(1, pods)
     assert create == 0
     assert [p["metadata"]["name"] for p in delete] == [
-        "unbound", "pending", "notready", "ready-new"]
+        "unbound",
+        "pending",
+        "notready",
+        "ready-new",
+    ]
     assert replica_diff(7, pods) == (2, [])
 
 
-STS = {"metadata": {"name": "web", "namespace": "d", "uid": "u"},
-       "apiVersion": "apps/v1", "kind": "StatefulSet",
-       "spec": {"replicas": 3, "serviceName": "web",
-                "template": {"metadata": {"labels": {"app": "w"}}, "spec": {}}}}
+STS = {
+    "metadata": {"name": "web", "namespace": "d", "uid": "u"},
+    "apiVersion": "apps/v1",
+    "kind": "StatefulSet",
+    "spec": {
+        "replicas": 3,
+        "serviceName": "web",
+        "template": {"metadata": {"labels": {"app": "w"}}, "spec": {}},
+    },
+}
 
 
 def sts_pod(i: int, healthy: bool = True) -> dict:
     p = pod_for(STS, i)
-    p["status"] = {"phase": "Running", "conditions": [
-        {"type": "Ready", "status": "True" if healthy else "False"}]}
+    p["status"] = {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True" if healthy else "False"}],
+    }
     return p
 
 
@@ -151,6 +191,9 @@ def test_statefulset_ordered_steps() -> None:
     assert statefulset_step(down, {i: sts_pod(i) for i in range(3)}) == Step("delete", 2)
     p = pod_for(STS, 1)
     assert (p["metadata"]["name"], p["spec"]["hostname"], p["spec"]["subdomain"]) == (
-        "web-1", "web-1", "web")
+        "web-1",
+        "web-1",
+        "web",
+    )
     changed = {**STS, "spec": {**STS["spec"], "template": {"metadata": {}, "spec": {"x": 1}}}}
     assert statefulset_step(changed, {i: sts_pod(i) for i in range(3)}) == Step("delete", 2)
