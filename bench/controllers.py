@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from minikube_py.api.types import Obj
 from minikube_py.client import Client, Credentials
-from minikube_py.controllers.common import ResyncOnWatchErrorClient, pod_ready
+from minikube_py.controllers.common import pod_ready
 from minikube_py.controllers.simnode import SimNode, running_status
 from minikube_py.informer import Informer
 from minikube_py.lab import Lab, LabConfig
@@ -73,7 +73,7 @@ async def one_size(c: Client, n: int, samples: int) -> dict[str, object]:
     )
     bound: set[str] = set()
     all_bound = asyncio.Event()
-    pods = Informer(ResyncOnWatchErrorClient(c.creds), "Pod", namespace=ns)
+    pods = Informer(c, "Pod", namespace=ns)
 
     def on_pod(type_: str, pod: Obj, old: Obj | None) -> None:
         if pod["spec"].get("nodeName"):
@@ -105,7 +105,7 @@ async def one_size(c: Client, n: int, samples: int) -> dict[str, object]:
     bind_seconds = time.perf_counter() - t0
 
     # wait until every pod runs (not ready) and every address is in a slice
-    slices = Informer(ResyncOnWatchErrorClient(c.creds), "EndpointSlice", namespace=ns)
+    slices = Informer(c, "EndpointSlice", namespace=ns)
     waiting: dict[str, tuple[asyncio.Event, float]] = {}
     seen_at: dict[str, float] = {}
 

@@ -26,7 +26,7 @@ from minikube_py.api.types import Obj
 from minikube_py.client import ApiException, Client, Credentials, resource_path
 from minikube_py.lab import Lab, LabConfig
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 # wide enough that piped output never truncates a cell
 out = Console(width=None if sys.stdout.isatty() else 400)
 

@@ -9,9 +9,8 @@ reconcile acts on a half-listed world.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,47 +93,11 @@ def set_condition(conditions: list[Obj], new: Obj) -> list[Obj]:
     return out
 
 
-class ResyncOnWatchErrorClient(Client):
-    """WORKAROUND for an apiserver bug (reported to the lead): a watch stream that
-    meets the creation of an object dies silently - storage.watch json-decodes the
-    empty prev_kv that aetcd hands over for a new key, the handler raises after the
-    200 was sent, and the connection just hangs. Watches here are therefore short
-    (the server ends a healthy one after WATCH_SECONDS); one that stays silent past
-    that is the bug, and is reported as 410 so the informer relists (as is a 5xx, which
-    the same bug gives when it strikes before the first byte).
-    Remove once apiserver/storage.py ignores an empty prev_kv."""
-
-    WATCH_SECONDS = 0.5
-
-    async def watch(self, *args: Any, **kw: Any) -> AsyncIterator[tuple[str, Obj]]:
-        kw["timeout_seconds"] = self.WATCH_SECONDS
-        events = super().watch(*args, **kw)
-        try:
-            while True:
-                try:
-                    event = await asyncio.wait_for(anext(events), self.WATCH_SECONDS + 0.5)
-                except StopAsyncIteration:
-                    return
-                except TimeoutError as e:
-                    raise ApiException(
-                        410, {"reason": "Expired", "message": "watch stream hung"}
-                    ) from e
-                except ApiException as e:
-                    if e.code >= 500:  # the bug's other face; a relist is always safe
-                        raise ApiException(410, {"reason": "Expired", "message": str(e)}) from e
-                    raise
-                yield event
-        finally:
-            # closing a stream the server left hanging can itself hang: bounded
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(events.aclose(), 1)  # type: ignore[attr-defined]
-
-
 class Informers:
     """One shared informer per kind (cluster-wide, or one namespace for Leases)."""
 
     def __init__(self, client: Client) -> None:
-        self.client = ResyncOnWatchErrorClient(client.creds, "minikube-py-controller-manager")
+        self.client = client
         self._by_kind: dict[str, Informer] = {}
 
     def __getitem__(self, kind: str) -> Informer:

@@ -19,7 +19,6 @@ from typing import TypeVar
 from minikube_py.api.types import Obj
 from minikube_py.client import ApiException, Client
 from minikube_py.controllers.common import (
-    ResyncOnWatchErrorClient,
     now_micro,
     now_rfc3339,
     pod_ready,
@@ -139,15 +138,20 @@ class SimNode:
         self._tasks: list[asyncio.Task[None]] = []
         self._pod_tasks: set[asyncio.Task[None]] = set()
         self._ips: dict[str, str] = {}  # pod uid -> address handed out
-        self.pods = Informer(
-            ResyncOnWatchErrorClient(client.creds), "Pod", field_selector=f"spec.nodeName={name}"
-        )
+        self.pods = Informer(client, "Pod", field_selector=f"spec.nodeName={name}")
 
     async def start(self) -> None:
         body = node_body(self.name, **self.node)  # type: ignore[arg-type]
         status = body.pop("status")
         node = await self.client.create(body)
-        await self.client.update_status({**node, "status": status})
+        for _ in range(20):  # the node-ipam controller may write the Node meanwhile
+            try:
+                await self.client.update_status({**node, "status": status})
+                break
+            except ApiException as e:
+                if e.code != 409:
+                    raise
+                node = await self.client.get("Node", self.name)
         self._tasks.append(asyncio.create_task(self._renew()))
         if self.run_pods:
             self.pods.add_handler(self._on_pod)

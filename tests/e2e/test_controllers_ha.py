@@ -16,7 +16,7 @@ import uuid
 from minikube_py.client import ApiException, Client
 from minikube_py.controllers.simnode import eventually, sim_nodes
 from tests.conftest import ControlPlane
-from tests.e2e.test_controllers_workloads import rollout
+from tests.e2e.test_controllers_workloads_api import rollout
 
 TOLERATE_BRIEFLY = """
 apiVersion: apps/v1
