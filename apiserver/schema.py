@@ -24,33 +24,12 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from kubernetes.client import models
 
 from minikube_py.api.resources import BY_KIND
 from minikube_py.api.types import Obj
-
-
-class PatchSchema(Protocol):
-    """What strategic merge patch needs to know about a field."""
-
-    def field(self, name: str) -> "PatchSchema | None": ...
-
-    @property
-    def items(self) -> "PatchSchema | None": ...
-
-    @property
-    def merge_key(self) -> str | None: ...
-
-    @property
-    def patch_strategy(self) -> str: ...
-
-    @property
-    def list_type(self) -> str: ...
-
-    @property
-    def map_keys(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)

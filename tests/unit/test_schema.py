@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kubernetes.client import models
 
+from apiserver.patch import PatchSchema
 from apiserver.schema import (
     NAMED_TYPES,
     PATCH_METADATA,
-    PatchSchema,
     SchemaNode,
     model_for,
     schema_for,
