@@ -32,6 +32,7 @@ from agent.node import AGENT_PORT, NodeAgent, machine_facts
 from agent.pods import CrashBackoff, PodSyncer
 from agent.proxy import NodeFacts, Proxier
 from agent.proxy.loop import keep_proxy
+from agent.proxy.metrics import PROXY_METRICS
 from agent.runtime import DockerRuntime
 from agent.server import AgentServer
 from minikube_py.api.types import Obj, name_of
@@ -201,7 +202,15 @@ async def run(args: argparse.Namespace) -> None:
     server = None
     if args.agent_token_file:
         token = args.agent_token_file.read_text().strip()
-        server = AgentServer(runtime, ipam, token, args.node_ip, AGENT_PORT, _ssl_context(args))
+        server = AgentServer(
+            runtime,
+            ipam,
+            token,
+            args.node_ip,
+            AGENT_PORT,
+            _ssl_context(args),
+            metrics=lambda: PROXY_METRICS.render() + dns.metrics.render_prometheus(),
+        )
         await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -38,7 +38,6 @@ from aiohttp import web
 from docker.models.containers import Container
 
 from agent.ipam import IPAMStore
-from agent.proxy.metrics import metrics_handler
 from agent.runtime import (
     LABEL_CONTAINER_NAME,
     LABEL_NODE_NAME,
@@ -90,8 +89,11 @@ class AgentServer:
         host: str,
         port: int = 10250,
         ssl_context: ssl.SSLContext | None = None,
+        metrics: Callable[[], str] = str,
     ) -> None:
+        """`metrics` renders the agent's Prometheus text (proxy, DNS) for /metrics."""
         self.runtime = runtime
+        self.metrics = metrics
         self.ipam = ipam
         self.token = token
         self.host = host
@@ -105,8 +107,11 @@ class AgentServer:
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_get("/exec/{namespace}/{pod}/{container}", self._exec)
         app.router.add_get("/portForward/{namespace}/{pod}", self._port_forward)
-        app.router.add_get("/metrics", metrics_handler)
+        app.router.add_get("/metrics", self._metrics)
         return app
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.metrics(), content_type="text/plain")
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app(), access_log=None)

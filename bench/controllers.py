@@ -140,7 +140,6 @@ async def one_size(c: Client, n: int, samples: int) -> dict[str, object]:
     raw = await raw_writes(c, await c.get("Pod", running[-1]["metadata"]["name"], ns), 100)
     for inf in (pods, slices):
         await inf.stop()
-        await inf.client.close()
     await c.delete("Namespace", ns)
     return {
         "n": n,

@@ -10,7 +10,7 @@ The change time of a Service is the latest of: its EndpointSlices'
 set by an EndpointSlice controller that records when the triggering Pod/Service change
 happened), else the newest `managedFields[].time` or `creationTimestamp` of the Service
 and its slices (whole seconds only, so latencies measured that way are coarse).
-`PROXY_METRICS` is the agent's one registry; `metrics_handler` serves it.
+`PROXY_METRICS` is the proxy's registry; the agent server renders it on /metrics.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from __future__ import annotations
 import datetime
 import threading
 from collections.abc import Iterable
-
-from aiohttp import web
 
 from minikube_py.api.types import Obj
 
@@ -124,7 +122,3 @@ class ProxyMetrics:
 
 
 PROXY_METRICS = ProxyMetrics()
-
-
-async def metrics_handler(request: web.Request) -> web.Response:
-    return web.Response(text=PROXY_METRICS.render(), content_type="text/plain")

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import secrets
 import shutil
 import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -637,3 +639,24 @@ def test_statefulset_scale_is_answered_once_the_endpoint_is_ready(apps: DnsLab) 
         return reply is not None and reply.header.rcode == RCODE.NXDOMAIN
 
     wait_for(scaled_down, 30, "web-2.web to leave DNS after scaling down")
+
+
+def test_dns_metrics_are_served_by_the_agent(apps: DnsLab) -> None:
+    node = apps.node_ip(0)
+
+    def answered_a_queries() -> int:
+        request = urllib.request.Request(
+            f"http://{node}:10250/metrics",
+            headers={"Authorization": f"Bearer {apps.lab.agent_token_file.read_text().strip()}"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            text = response.read().decode()
+        found = re.search(
+            r'^minikube_py_dns_responses_total\{type="A",rcode="NOERROR"\} (\d+)$', text, re.M
+        )
+        return int(found.group(1)) if found else 0
+
+    before = answered_a_queries()
+    for _ in range(3):
+        assert dig(node, svc("front", apps.ns), "A").status == "NOERROR"
+    assert answered_a_queries() >= before + 3
