@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import secrets
+import shutil
 import socket
 import statistics
 import tempfile
@@ -28,11 +28,10 @@ from typing import Any
 
 import docker
 
-from minikube_py import labnet
 from minikube_py.client import Client, Credentials
 from minikube_py.images import BUSYBOX_IMAGE, ensure_images
-from minikube_py.lab import Lab, LabConfig
-from minikube_py.nodes import LabNodes
+from minikube_py.lab import Lab
+from minikube_py.nodes import running_private_lab
 
 COMMAND = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
 BENCH_LABEL = "minikube-py.io/bench"
@@ -148,29 +147,12 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     engine = docker.from_env(timeout=120)
     ensure_images(engine)
-    octet = 100 + secrets.randbelow(50)
-    subnet = f"192.168.{octet}.0/24"
-    cluster = "b" + secrets.token_hex(3)
     home = Path(tempfile.mkdtemp(prefix="mkpy-bench-pods-"))
-    config = LabConfig(
-        name=cluster,
-        apiserver_port=free_port(),
-        etcd_client_port=free_port(),
-        etcd_peer_port=free_port(),
-        bind_addresses=["127.0.0.1", str(ipaddress.IPv4Network(subnet).network_address + 1)],
-    )
-    lab = Lab(home, config, kubeconfig_path=home / "kubeconfig")
-    nodes = LabNodes(lab, subnet, f"10.{octet}.0.0/16")
-    labnet.stale_cleanup(cluster)
     try:
-        nodes.create_network()
-        lab.start_control_plane()
-        names = [nodes.add(i, wait=False) for i in (1, 2)]
-        nodes.wait_ready(names, 30)
-        asyncio.run(measure(lab, engine, sizes))
+        with running_private_lab(home, "b", 100 + secrets.randbelow(50), 2) as (nodes, _):
+            asyncio.run(measure(nodes.lab, engine, sizes))
     finally:
-        nodes.delete_all()
-        lab.delete()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -24,10 +24,14 @@ import asyncio
 import contextlib
 import ipaddress
 import re
+import secrets
 import shutil
+import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -37,7 +41,7 @@ from minikube_py import kubeconfig, labnet
 from minikube_py.client import ApiException, Client, Credentials
 from minikube_py.docker_engine import ensure_dockerd
 from minikube_py.images import ensure_images
-from minikube_py.lab import Lab, Progress
+from minikube_py.lab import Lab, LabConfig, Progress
 
 AGENT_KUBECONFIG = "agent.kubeconfig"
 
@@ -240,6 +244,49 @@ class LabNodes:
         for index in self.indexes():
             self.delete(self.node_name(index), progress)
         return labnet.delete_network(self.cluster)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def private_lab_nodes(home: Path, prefix: str, octet: int, **config: Any) -> LabNodes:
+    """A lab of its own for a test or a benchmark, beside any other on the machine: a
+    random cluster name starting with `prefix`, node network 192.168.<octet>.0/24, pod
+    CIDR 10.<octet>.0.0/16, free loopback ports; `config` overrides LabConfig fields."""
+    subnet = f"192.168.{octet}.0/24"
+    bridge_ip = str(ipaddress.IPv4Network(subnet).network_address + 1)
+    settings: dict[str, Any] = {
+        "name": prefix + secrets.token_hex(3),
+        "apiserver_port": _free_port(),
+        "etcd_client_port": _free_port(),
+        "etcd_peer_port": _free_port(),
+        "bind_addresses": ["127.0.0.1", bridge_ip],
+        **config,
+    }
+    lab = Lab(home, LabConfig(**settings), kubeconfig_path=home / "kubeconfig")
+    labnet.stale_cleanup(lab.config.name)
+    return LabNodes(lab, subnet, f"10.{octet}.0.0/16")
+
+
+@contextlib.contextmanager
+def running_private_lab(
+    home: Path, prefix: str, octet: int, count: int, **config: Any
+) -> Iterator[tuple[LabNodes, list[str]]]:
+    """`private_lab_nodes` started with `count` Ready nodes; everything it made is removed
+    on exit (nodes, network, processes)."""
+    nodes = private_lab_nodes(home, prefix, octet, **config)
+    try:
+        nodes.create_network()
+        nodes.lab.start_control_plane()
+        names = [nodes.add(i, wait=False) for i in range(1, count + 1)]
+        nodes.wait_ready(names, 60)
+        yield nodes, names
+    finally:
+        nodes.delete_all()
+        nodes.lab.stop()
 
 
 def remove_node_containers(node_name: str) -> int:

@@ -29,10 +29,8 @@ import pytest
 import yaml
 
 from agent.runtime import LABEL_CONTAINER_NAME, LABEL_NODE_NAME, LABEL_POD_NAME
-from minikube_py import labnet
-from minikube_py.lab import Lab, LabConfig
-from minikube_py.nodes import LabNodes
-from tests.conftest import free_port
+from minikube_py.lab import Lab
+from minikube_py.nodes import LabNodes, running_private_lab
 
 pytestmark = pytest.mark.e2e
 
@@ -133,30 +131,10 @@ def agent_lab(
 ) -> Iterator[AgentLab]:
     if shutil.which("kubectl") is None or shutil.which("etcd") is None:
         pytest.fail("kubectl and etcd are needed", pytrace=False)
-    cluster = "a" + secrets.token_hex(3)
-    octet = 150 + secrets.randbelow(50)
-    subnet = f"192.168.{octet}.0/24"
     home = tmp_path_factory.mktemp("agent-lab")
-    config = LabConfig(
-        name=cluster,
-        apiserver_port=free_port(),
-        etcd_client_port=free_port(),
-        etcd_peer_port=free_port(),
-        nodes=2,
-        bind_addresses=["127.0.0.1", str(ipaddress.IPv4Network(subnet).network_address + 1)],
-    )
-    lab = Lab(home, config, kubeconfig_path=home / "kubeconfig")
-    nodes = LabNodes(lab, subnet, f"10.{octet}.0.0/16")
-    labnet.stale_cleanup(cluster)
-    try:
-        nodes.create_network()
-        lab.start_control_plane()
-        names = [nodes.add(i, wait=False) for i in (1, 2)]
-        nodes.wait_ready(names, 30)
-        yield AgentLab(lab, nodes, names, docker_engine)
-    finally:
-        nodes.delete_all()
-        lab.stop()
+    with running_private_lab(home, "a", 150 + secrets.randbelow(50), 2) as (nodes, names):
+        yield AgentLab(nodes.lab, nodes, names, docker_engine)
+    cluster = nodes.cluster
     for name in [f"{cluster}-n1", f"{cluster}-n2"]:
         left = docker_engine.containers.list(
             all=True, filters={"label": f"{LABEL_NODE_NAME}={name}"}

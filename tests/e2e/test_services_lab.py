@@ -21,7 +21,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -39,10 +38,8 @@ from agent.proxy.iptables import is_own_chain
 from agent.runtime import LABEL_NODE_NAME
 from minikube_py import labnet
 from minikube_py.client import Client, Credentials
-from minikube_py.lab import Lab, LabConfig
-from minikube_py.nodes import LabNodes
+from minikube_py.nodes import running_private_lab
 from minikube_py.services import ServiceUrlError, service_url, tunnel
-from tests.conftest import free_port
 from tests.e2e.test_agent import AgentLab, busybox_pod, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -145,51 +142,18 @@ def svc_lab(
     if shutil.which("kubectl") is None or shutil.which("etcd") is None:
         pytest.fail("kubectl and etcd are needed", pytrace=False)
     mode = request.param
-    cluster = "s" + secrets.token_hex(3)
     octet = 100 + secrets.randbelow(50)
-    subnet = f"192.168.{octet}.0/24"
-    bridge_ip = str(ipaddress.IPv4Network(subnet).network_address + 1)
     home = tmp_path_factory.mktemp(f"svc-lab-{mode}")
-    config = LabConfig(
-        name=cluster,
-        apiserver_port=free_port(),
-        etcd_client_port=free_port(),
-        etcd_peer_port=free_port(),
-        service_cidr=f"10.{octet + 100}.0.0/16",
-        nodes=3,
-        proxy_mode=mode,
-        bind_addresses=["127.0.0.1", bridge_ip],
-    )
-    lab = Lab(home, config, kubeconfig_path=home / "kubeconfig")
-    nodes = LabNodes(lab, subnet, f"10.{octet}.0.0/16")
-    labnet.stale_cleanup(cluster)
-    names = [nodes.node_name(i) for i in (1, 2, 3)]
-    try:
-        nodes.create_network()
-        lab.start_control_plane()
-        # The lab's controller-manager hands out 192.168.49.200-250 (the default subnet);
-        # this lab's pool must lie in its own subnet. Reported to the lead (lab.py).
-        lab.stop_component("controller-manager")
-        lab.spawn(
-            "controller-manager",
-            [
-                sys.executable, "-m", "minikube_py.controllers",
-                "--kubeconfig", str(lab.admin_kubeconfig), "--leader-elect",
-                "--load-balancer-pool", f"192.168.{octet}.200-192.168.{octet}.250",
-            ],
-        )  # fmt: skip
-        for i in (1, 2, 3):
-            nodes.add(i, wait=False)
-        nodes.wait_ready(names, 60)
-        svc = ServicesLab(lab, nodes, names, docker_engine, mode, subnet)
+    # its own service CIDR too, so that tunnel routes never meet another lab's
+    lab_config = {"service_cidr": f"10.{octet + 100}.0.0/16", "nodes": 3, "proxy_mode": mode}
+    with running_private_lab(home, "s", octet, 3, **lab_config) as (nodes, names):
+        svc = ServicesLab(nodes.lab, nodes, names, docker_engine, mode, nodes.subnet)
         svc.kubectl("create", "namespace", NS)
         apply_retrying_eof(svc, *workloads())
         apply_retrying_eof(svc, *(busybox_pod(f"client-{n[-2:]}", n, SLEEP) for n in names))
         wait_for(lambda: _all_running(svc), 60, "every pod Running")
         yield svc
-    finally:
-        nodes.delete_all()
-        lab.stop()
+    cluster = nodes.cluster
     for name in names:
         left = docker_engine.containers.list(
             all=True, filters={"label": f"{LABEL_NODE_NAME}={name}"}
