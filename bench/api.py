@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -36,7 +35,7 @@ from typing import Any
 import aetcd
 
 from minikube_py.client import ApiException, Client, Credentials
-from minikube_py.lab import Lab, LabConfig
+from minikube_py.lab import Lab, private_lab
 
 CONCURRENCY = (1, 10, 50)
 LIST_SIZE = 100
@@ -56,12 +55,6 @@ class Result:
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def config_map(namespace: str, name: str, stamp: float = 0.0) -> dict[str, Any]:
@@ -298,17 +291,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply operation counts")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="mkpy-bench-api-"))
-    lab = Lab(
-        home,
-        LabConfig(
-            name="bench" + uuid.uuid4().hex[:4],
-            apiserver_port=free_port(),
-            etcd_client_port=free_port(),
-            etcd_peer_port=free_port(),
-            nodes=0,
-        ),
-        kubeconfig_path=home / "kubeconfig",
-    )
+    lab = private_lab(home, "bench", nodes=0)
     try:
         lab.save_config()
         lab.start_etcd()

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import contextlib
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -34,13 +33,7 @@ from minikube_py.client import Client, Credentials
 from minikube_py.controllers.common import pod_ready
 from minikube_py.controllers.simnode import SimNode, running_status
 from minikube_py.informer import Informer
-from minikube_py.lab import Lab, LabConfig
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from minikube_py.lab import Lab, private_lab
 
 
 def pct(values: list[float], p: float) -> float:
@@ -182,17 +175,7 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=100)
     args = p.parse_args()
     home = Path(tempfile.mkdtemp(prefix="mkpy-bench-controllers-"))
-    lab = Lab(
-        home,
-        LabConfig(
-            name="b" + uuid.uuid4().hex[:6],
-            apiserver_port=free_port(),
-            etcd_client_port=free_port(),
-            etcd_peer_port=free_port(),
-            nodes=0,
-        ),
-        kubeconfig_path=home / "kubeconfig",
-    )
+    lab = private_lab(home, "b", nodes=0)
     try:
         lab.start_control_plane()
         asyncio.run(run(lab, [int(s) for s in args.sizes.split(",")], args.samples))

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import secrets
 import shutil
-import socket
 import statistics
 import tempfile
 import time
@@ -35,12 +34,6 @@ from minikube_py.nodes import running_private_lab
 
 COMMAND = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
 BENCH_LABEL = "minikube-py.io/bench"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def percentile(values: list[float], fraction: float) -> float:

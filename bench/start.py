@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,13 +22,7 @@ import time
 from pathlib import Path
 
 from minikube_py.etcd import Member, start_member, wait_healthy
-from minikube_py.lab import Lab
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from minikube_py.lab import Lab, free_port
 
 
 def rss_mb(pid: int) -> float:

@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from minikube_py import certs, kubeconfig
 from minikube_py.etcd import Member, start_member, wait_healthy
@@ -314,6 +316,26 @@ class Lab:
 
     def status(self) -> dict[str, int | None]:
         return {c: self.pid(c) for c in self.components()}
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now (for private labs of tests and benches)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def private_lab(home: Path, prefix: str, **config: Any) -> Lab:
+    """A lab of its own beside any other on the machine: a random cluster name starting
+    with `prefix` and free loopback ports; `config` overrides other LabConfig fields."""
+    settings: dict[str, Any] = {
+        "name": prefix + secrets.token_hex(3),
+        "apiserver_port": free_port(),
+        "etcd_client_port": free_port(),
+        "etcd_peer_port": free_port(),
+        **config,
+    }
+    return Lab(home, LabConfig(**settings), kubeconfig_path=home / "kubeconfig")
 
 
 def process_alive(pid: int) -> bool:

@@ -24,9 +24,7 @@ import asyncio
 import contextlib
 import ipaddress
 import re
-import secrets
 import shutil
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -41,7 +39,7 @@ from minikube_py import kubeconfig, labnet
 from minikube_py.client import ApiException, Client, Credentials
 from minikube_py.docker_engine import ensure_dockerd
 from minikube_py.images import ensure_images
-from minikube_py.lab import Lab, LabConfig, Progress
+from minikube_py.lab import Lab, Progress, private_lab
 
 AGENT_KUBECONFIG = "agent.kubeconfig"
 
@@ -246,27 +244,13 @@ class LabNodes:
         return labnet.delete_network(self.cluster)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def private_lab_nodes(home: Path, prefix: str, octet: int, **config: Any) -> LabNodes:
     """A lab of its own for a test or a benchmark, beside any other on the machine: a
     random cluster name starting with `prefix`, node network 192.168.<octet>.0/24, pod
     CIDR 10.<octet>.0.0/16, free loopback ports; `config` overrides LabConfig fields."""
     subnet = f"192.168.{octet}.0/24"
     bridge_ip = str(ipaddress.IPv4Network(subnet).network_address + 1)
-    settings: dict[str, Any] = {
-        "name": prefix + secrets.token_hex(3),
-        "apiserver_port": _free_port(),
-        "etcd_client_port": _free_port(),
-        "etcd_peer_port": _free_port(),
-        "bind_addresses": ["127.0.0.1", bridge_ip],
-        **config,
-    }
-    lab = Lab(home, LabConfig(**settings), kubeconfig_path=home / "kubeconfig")
+    lab = private_lab(home, prefix, **{"bind_addresses": ["127.0.0.1", bridge_ip], **config})
     labnet.stale_cleanup(lab.config.name)
     return LabNodes(lab, subnet, f"10.{octet}.0.0/16")
 

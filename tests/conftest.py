@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -19,13 +18,7 @@ from pathlib import Path
 import pytest
 
 from minikube_py.client import Client, Credentials
-from minikube_py.lab import Lab, LabConfig
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from minikube_py.lab import Lab, private_lab
 
 
 @dataclass
@@ -61,14 +54,7 @@ def start_control_plane(home: Path) -> ControlPlane:
         pytest.fail("etcd is not installed: run scripts/setup.sh", pytrace=False)
     if shutil.which("kubectl") is None:
         pytest.fail("kubectl is not installed", pytrace=False)
-    config = LabConfig(
-        name="t" + uuid.uuid4().hex[:6],
-        apiserver_port=free_port(),
-        etcd_client_port=free_port(),
-        etcd_peer_port=free_port(),
-        nodes=0,
-    )
-    lab = Lab(home, config, kubeconfig_path=home / "kubeconfig")
+    lab = private_lab(home, "t", nodes=0)
     lab.start_control_plane()
     return ControlPlane(lab, home / "kubeconfig")
 

@@ -23,8 +23,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from minikube_py.etcd import Member, start_member, wait_healthy
-from minikube_py.lab import Lab, LabConfig
-from tests.conftest import ControlPlane, free_port
+from minikube_py.lab import Lab, LabConfig, free_port
+from tests.conftest import ControlPlane
 
 REQUEST_TIMEOUT = 20  # seconds: any call slower than this counts as a hang
 

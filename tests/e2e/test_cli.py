@@ -8,7 +8,6 @@ the external-store path; the state dir and kubeconfig are private to the test.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,14 +17,9 @@ import pytest
 import yaml
 
 from minikube_py.etcd import Member, start_member, wait_healthy
+from minikube_py.lab import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -38,9 +38,8 @@ from agent.runtime import LABEL_NODE_NAME
 from minikube_py import labnet
 from minikube_py.api.types import Obj
 from minikube_py.client import Client, Credentials
-from minikube_py.lab import Lab, LabConfig
+from minikube_py.lab import Lab, LabConfig, free_port
 from minikube_py.nodes import LabNodes
-from tests.conftest import free_port
 from tests.e2e.test_agent import BUSYBOX, SERVE, pod_ready, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,6 @@ operations through both stores and requires identical observable results.
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -29,14 +28,9 @@ from apiserver.storage import (
     WatchEvent,
 )
 from minikube_py.etcd import Member, find_etcd, start_member, wait_healthy
+from minikube_py.lab import free_port
 
 EVENT_TIMEOUT = 5.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +40,7 @@ def etcd_member(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Member]:
     except RuntimeError as e:
         pytest.fail(str(e), pytrace=False)
     home = tmp_path_factory.mktemp("etcd")
-    member = Member("contract", home / "data", _free_port(), _free_port())
+    member = Member("contract", home / "data", free_port(), free_port())
     proc = start_member(member, home / "etcd.log")
     try:
         wait_healthy([member], timeout=30)
