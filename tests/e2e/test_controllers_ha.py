@@ -58,11 +58,13 @@ async def test_node_lifecycle_unreachable_then_eviction(
         (victim,) = [p for p in pods if p["spec"]["nodeName"] == dying.name]
         await dying.stop_heartbeat()
 
-        async def unknown() -> dict | None:
+        async def unknown_and_tainted() -> dict | None:
+            # The status and the taints are two writes, as in Kubernetes: wait for both.
             node = await c.get("Node", dying.name)
-            return node if ready(node) == "Unknown" else None
+            tainted = len(node["spec"].get("taints") or []) >= 2
+            return node if ready(node) == "Unknown" and tainted else None
 
-        node = await eventually(unknown, timeout=20, what="Ready=Unknown")
+        node = await eventually(unknown_and_tainted, timeout=20, what="Ready=Unknown, tainted")
         cond = next(x for x in node["status"]["conditions"] if x["type"] == "Ready")
         assert cond["reason"] == "NodeStatusUnknown"
         assert cond["message"] == "Kubelet stopped posting node status."
