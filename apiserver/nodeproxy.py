@@ -1,23 +1,36 @@
-"""pods/log, pods/exec and pods/attach: the apiserver relays them to the pod's node agent.
+"""pods/log, exec, attach and portforward: the apiserver relays them to the pod's node agent.
 
 As kube-apiserver does with kubelets, the apiserver resolves the pod's node, finds the
 agent's address in the Node (`InternalIP`, `status.daemonEndpoints.kubeletEndpoint.Port`)
 and forwards the request with a bearer token only it holds. Logs are streamed through
 as chunks; exec is a WebSocket relay that leaves the channel protocol
 (`v5.channel.k8s.io`, `v4.channel.k8s.io`) to the two ends.
+
+Port-forward comes in three shapes, all ending at the agent's port-forward WebSocket:
+- kubectl (1.31+ by default): a WebSocket with subprotocol `SPDY/3.1+portforward.k8s.io`
+  tunnelling a SPDY session in its binary messages;
+- kubectl's fallback (and older kubectl): `Upgrade: SPDY/3.1` with
+  `X-Stream-Protocol-Version: portforward.k8s.io`, then raw SPDY on the connection;
+- the Python client: a WebSocket speaking the channel protocol itself
+  (`v4.channel.k8s.io`, ports in the query), relayed as is.
+The SPDY sessions are served by `PortForwardSession`, which dials the agent once per
+forwarded connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from urllib.parse import quote, urlencode
 
 import aiohttp
 from aiohttp import web
 
 from apiserver.errors import ApiError, bad_request
+from apiserver.portforward import Dial, PortForwardError, PortForwardSession, Upstream
 from apiserver.registry import Registry
+from apiserver.spdy import SpdyError
 from minikube_py.api.resources import BY_KIND
 from minikube_py.api.types import Obj
 
@@ -28,8 +41,19 @@ CHANNEL_PROTOCOLS = (
     "v2.channel.k8s.io",
     "channel.k8s.io",
 )
+SPDY_PROTOCOL = "SPDY/3.1"
+PORT_FORWARD_PROTOCOL = "portforward.k8s.io"
+SPDY_TUNNEL_PROTOCOL = f"{SPDY_PROTOCOL}+{PORT_FORWARD_PROTOCOL}"
+PORT_FORWARD_CHANNEL_PROTOCOLS = ("v4.channel.k8s.io", PORT_FORWARD_PROTOCOL)
 _LOG_PARAMS = ("follow", "tailLines", "timestamps", "previous", "sinceSeconds", "limitBytes")
 _EXEC_PARAMS = ("stdin", "stdout", "stderr", "tty")
+
+log = logging.getLogger(__name__)
+WebSocket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+
+
+def _offered(request: web.Request, header: str) -> list[str]:
+    return [p.strip() for p in request.headers.get(header, "").split(",") if p.strip()]
 
 
 class NodeProxy:
@@ -71,9 +95,13 @@ class NodeProxy:
                 )
         if container not in containers:
             raise bad_request(f"container {container} is not valid for pod {name}")
+        return await self._agent_base(pod), pod, container
+
+    async def _agent_base(self, pod: Obj) -> str:
+        """The base URL of the agent on the pod's node."""
         node_name = pod.get("spec", {}).get("nodeName")
         if not node_name:
-            raise bad_request(f"pod {name} does not have a host assigned")
+            raise bad_request(f"pod {pod['metadata']['name']} does not have a host assigned")
         node = await self.registry.get(BY_KIND["Node"], "", node_name)
         status = node.get("status", {})
         ip = next(
@@ -85,7 +113,7 @@ class NodeProxy:
             raise ApiError(
                 503, "ServiceUnavailable", f"node {node_name} has no agent address to reach"
             )
-        return f"http://{ip}:{port}", pod, container
+        return f"http://{ip}:{port}"
 
     async def logs(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
         base, _, container = await self._target(namespace, name, request.query.get("container", ""))
@@ -121,17 +149,20 @@ class NodeProxy:
         url = f"{base}/{path}/{quote(namespace)}/{quote(name)}/{quote(container)}?" + urlencode(
             params
         )
-        offered = [
-            p.strip()
-            for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
-            if p.strip()
+        protocols = [
+            p for p in _offered(request, "Sec-WebSocket-Protocol") if p in CHANNEL_PROTOCOLS
         ]
-        protocols = [p for p in offered if p in CHANNEL_PROTOCOLS]
         if not protocols:
             raise bad_request(
                 "exec needs a WebSocket with one of the subprotocols "
                 + ", ".join(CHANNEL_PROTOCOLS)
             )
+        return await self._relay(request, url, protocols)
+
+    async def _relay(
+        self, request: web.Request, url: str, protocols: list[str]
+    ) -> web.StreamResponse:
+        """Join the client's WebSocket to the agent's, message for message."""
         try:
             upstream = await self.session.ws_connect(url, protocols=protocols, max_msg_size=0)
         except (aiohttp.ClientError, aiohttp.WSServerHandshakeError) as e:
@@ -141,10 +172,7 @@ class NodeProxy:
         )
         await client.prepare(request)
 
-        async def pump(
-            src: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-            dst: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-        ) -> None:
+        async def pump(src: WebSocket, dst: WebSocket) -> None:
             async for msg in src:
                 if msg.type == aiohttp.WSMsgType.BINARY:
                     await dst.send_bytes(msg.data)
@@ -168,3 +196,144 @@ class NodeProxy:
             await upstream.close()
             await client.close()
         return client
+
+    # ------------------------------------------------------------------ port-forward
+
+    async def port_forward(
+        self, request: web.Request, namespace: str, name: str
+    ) -> web.StreamResponse:
+        pod = await self.registry.get(BY_KIND["Pod"], namespace, name)
+        url = f"{await self._agent_base(pod)}/portForward/{quote(namespace)}/{quote(name)}"
+        upgrade = request.headers.get("Upgrade", "").lower()
+        if upgrade == "websocket":
+            offered = _offered(request, "Sec-WebSocket-Protocol")
+            if SPDY_TUNNEL_PROTOCOL in offered:
+                return await self._spdy_over_websocket(request, url, name)
+            protocols = [p for p in offered if p in PORT_FORWARD_CHANNEL_PROTOCOLS]
+            ports = [v for key in ("port", "ports") for v in request.query.getall(key, [])]
+            if protocols and ports:
+                return await self._relay(
+                    request, f"{url}?{urlencode([('port', p) for p in ports])}", protocols
+                )
+        elif upgrade == SPDY_PROTOCOL.lower():
+            return await self._spdy_upgrade(request, url, name)
+        raise bad_request(
+            "port-forward needs an upgrade: a WebSocket with subprotocol "
+            f"{SPDY_TUNNEL_PROTOCOL} (or {' or '.join(PORT_FORWARD_CHANNEL_PROTOCOLS)} with "
+            f"ports in the query), or Upgrade: {SPDY_PROTOCOL}"
+        )
+
+    def _dialer(self, url: str, pod: str) -> Dial:
+        async def dial(port: int) -> Upstream:
+            failure = f"error forwarding port {port} to pod {pod}"
+            try:
+                ws = await self.session.ws_connect(
+                    f"{url}?port={port}", protocols=PORT_FORWARD_CHANNEL_PROTOCOLS, max_msg_size=0
+                )
+            except aiohttp.WSServerHandshakeError as e:
+                raise PortForwardError(f"{failure}: the node agent answered {e.status}") from e
+            except aiohttp.ClientError as e:
+                raise PortForwardError(f"{failure}: cannot reach the node agent: {e}") from e
+            return _AgentPort(ws)
+
+        return dial
+
+    async def _spdy_over_websocket(
+        self, request: web.Request, url: str, pod: str
+    ) -> web.StreamResponse:
+        ws = web.WebSocketResponse(protocols=[SPDY_TUNNEL_PROTOCOL], max_msg_size=0)
+        await ws.prepare(request)
+        session = PortForwardSession(ws.send_bytes, self._dialer(url, pod))
+        try:
+            async for message in ws:
+                if message.type != aiohttp.WSMsgType.BINARY:
+                    break  # the tunnel carries binary messages only
+                await session.feed(message.data)
+        except SpdyError as error:
+            log.warning("port-forward to %s: %s", pod, error)
+        except ConnectionError:
+            pass  # kubectl went away while being answered
+        finally:
+            await session.close()
+            await ws.close()
+        return ws
+
+    async def _spdy_upgrade(self, request: web.Request, url: str, pod: str) -> web.StreamResponse:
+        offered = _offered(request, "X-Stream-Protocol-Version")
+        if offered and PORT_FORWARD_PROTOCOL not in offered:
+            raise ApiError(
+                403,
+                "Forbidden",
+                f"unable to upgrade: unable to negotiate protocol: client supports {offered}, "
+                f"server supports [{PORT_FORWARD_PROTOCOL}]",
+            )
+        # Take the connection's bytes before answering: kubectl starts SPDY right after
+        # the 101, and aiohttp would otherwise parse them as the next HTTP request.
+        received: asyncio.Queue[bytes | None] = asyncio.Queue()
+        request.protocol.set_parser(_RawReader(received))  # type: ignore[arg-type]
+        response = web.StreamResponse(
+            status=101,
+            headers={
+                "Connection": "Upgrade",
+                "Upgrade": SPDY_PROTOCOL,
+                "X-Stream-Protocol-Version": PORT_FORWARD_PROTOCOL,
+            },
+        )
+        response.force_close()
+        await response.prepare(request)
+        session = PortForwardSession(response.write, self._dialer(url, pod))
+        try:
+            while (data := await received.get()) is not None:
+                await session.feed(data)
+        except SpdyError as error:
+            log.warning("port-forward to %s: %s", pod, error)
+        except ConnectionError:
+            pass  # kubectl went away while being answered
+        finally:
+            await session.close()
+        return response
+
+
+class _RawReader:
+    """Takes an upgraded connection's bytes in place of aiohttp's HTTP parser."""
+
+    def __init__(self, received: asyncio.Queue[bytes | None]) -> None:
+        self.received = received
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self.received.put_nowait(bytes(data))
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self.received.put_nowait(None)
+
+
+class _AgentPort:
+    """One forwarded connection over the agent's port-forward WebSocket (one port: data on
+    channel 0, errors on channel 1, each channel's first message opening with the port)."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self._opened: set[int] = set()
+
+    async def write(self, data: bytes) -> None:
+        await self.ws.send_bytes(b"\x00" + data)
+
+    async def read(self) -> bytes | None:
+        while True:
+            message = await self.ws.receive()
+            if message.type != aiohttp.WSMsgType.BINARY:
+                return None
+            if not message.data:
+                continue
+            channel, payload = message.data[0], message.data[1:]
+            if channel not in self._opened:
+                self._opened.add(channel)
+                payload = payload[2:]
+            if payload and channel == 0:
+                return bytes(payload)
+            if payload and channel == 1:
+                raise PortForwardError(payload.decode(errors="replace"))
+
+    async def close(self) -> None:
+        await self.ws.close()
