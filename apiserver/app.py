@@ -60,7 +60,9 @@ class Target:
 
 
 class Metrics:
-    """Request counters and latency sums in Prometheus text format."""
+    """Request counters and latency sums in Prometheus text format. Each process of an
+    apiserver with workers counts the requests it served itself, and `/metrics` answers
+    from whichever process the connection reached."""
 
     def __init__(self) -> None:
         self.requests: Counter[tuple[str, str, int]] = Counter()
@@ -286,11 +288,13 @@ class ApiServer:
         target = _parse_target(group, version, rest)
         method = request.method
         sub = target.subresource
-        if sub in ("log", "exec", "attach") and self.node_proxy is not None:
+        if sub in ("log", "exec", "attach", "portforward") and self.node_proxy is not None:
             if sub == "log" and method == "GET":
                 return await self.node_proxy.logs(request, target.namespace, target.name)
             if sub in ("exec", "attach") and method in ("GET", "POST"):
                 return await self.node_proxy.exec(request, target.namespace, target.name, sub)
+            if sub == "portforward" and method in ("GET", "POST"):
+                return await self.node_proxy.port_forward(request, target.namespace, target.name)
         if sub in ("log", "exec", "attach", "portforward", "proxy"):
             raise method_not_allowed(
                 f"{target.res.plural}/{sub} with {method} is not supported by this apiserver"

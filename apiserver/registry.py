@@ -4,7 +4,9 @@ Each verb reads the current object, lets the kind's strategy (defaults, validati
 status/spec split, generation, Service claims) shape the new one, and writes it with a
 compare-and-swap transaction on the key's revision; a lost race retries from the read,
 a stale client resourceVersion is a 409. Kind-specific behaviour lives in the small
-strategy tables below, not in the HTTP handlers.
+strategy tables below, not in the HTTP handlers. A create finds its namespace in a
+watch cache rather than in etcd, and its transaction compares the namespace's revision,
+so a namespace closed behind the cache's back still refuses the object.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from apiserver.errors import (
 )
 from apiserver.selectors import FieldRequirement, parse_field_selector
 from apiserver.storage import Absent, AtRevision, Compare, Expired, Store, Unavailable
+from apiserver.watchcache import WatchCache
 from minikube_py.api import defaults, labels, validation
 from minikube_py.api.resources import BY_KIND, Resource
 from minikube_py.api.types import Obj
@@ -72,6 +75,8 @@ class Registry:
             ipaddress.IPv4Network(self.config.service_cidr), self.config.node_port_range
         )
         self._rng = random.Random()
+        # read on every create; the server keeps it current with `namespaces.run()`
+        self.namespaces = WatchCache(store, self.prefix(BY_KIND["Namespace"], ""))
 
     # ------------------------------------------------------------------ keys
 
@@ -181,8 +186,9 @@ class Registry:
                     ],
                 )
             md["name"] = md["generateName"] + uuid.uuid4().hex[:5]
-        if res.namespaced:
-            await self._check_namespace_open(res, md["name"], md["namespace"])
+        namespace_guard = (
+            await self._open_namespace(res, md["name"], md["namespace"]) if res.namespaced else None
+        )
         for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
             md.pop(k, None)
         md["uid"] = str(uuid.uuid4())
@@ -198,21 +204,29 @@ class Registry:
                 now_rfc3339(),
                 schema.schema_for(res.kind),
             )
-        return await self._insert(res, obj, opts)
+        return await self._insert(res, obj, opts, namespace_guard)
 
-    async def _insert(self, res: Resource, obj: Obj, opts: WriteOptions) -> Obj:
-        key = self.key(res, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+    async def _insert(
+        self, res: Resource, obj: Obj, opts: WriteOptions, namespace_guard: Compare | None
+    ) -> Obj:
+        """Write a new object; `namespace_guard` keeps its namespace as it was seen open,
+        so a namespace deleted or terminating since then fails the transaction."""
+        md = obj["metadata"]
+        key = self.key(res, md.get("namespace", ""), md["name"])
         explicit = allocators.claimed_keys(obj) if res.kind == "Service" else set()
         for _ in range(MAX_RETRIES):
             claims, releases, compares = await self._claims(res, obj, None)
             if opts.dry_run:
                 return _with_type(res, obj)
-            result = await _guard(
-                self.store.txn([Absent(key), *compares], [(key, obj), *claims], releases)
-            )
+            guards = [Absent(key), *compares, *([namespace_guard] if namespace_guard else [])]
+            result = await _guard(self.store.txn(guards, [(key, obj), *claims], releases))
             if result.succeeded:
-                obj["metadata"]["resourceVersion"] = str(result.revision)
+                md["resourceVersion"] = str(result.revision)
                 return _with_type(res, obj)
+            if namespace_guard is not None:
+                namespace_guard = await self._open_namespace(
+                    res, md["name"], md["namespace"], live=True
+                )
             if await _guard(self.store.get(key)) is not None:
                 raise already_exists(res, obj["metadata"]["name"])
             await self._lost_claims(res, obj, None, explicit)
@@ -637,9 +651,18 @@ class Registry:
                 [{"reason": e.reason, "message": e.message, "field": e.field} for e in errors],
             )
 
-    async def _check_namespace_open(self, res: Resource, name: str, namespace: str) -> None:
+    async def _open_namespace(
+        self, res: Resource, name: str, namespace: str, live: bool = False
+    ) -> Compare:
+        """NamespaceLifecycle admission: refuse new content in a missing or terminating
+        namespace. An open namespace in the watch cache is taken as it is, and the
+        returned compare on its revision makes the create's transaction check it again;
+        anything else is read live, as is everything with `live`."""
         ns_res = BY_KIND["Namespace"]
-        entry = await _guard(self.store.get(self.key(ns_res, "", namespace)))
+        key = self.key(ns_res, "", namespace)
+        entry = None if live else self.namespaces.get(key)
+        if entry is None or entry.value["metadata"].get("deletionTimestamp"):
+            entry = await _guard(self.store.get(key))
         if entry is None:
             raise not_found(ns_res, namespace)
         if entry.value["metadata"].get("deletionTimestamp"):
@@ -660,6 +683,7 @@ class Registry:
                     ],
                 },
             )
+        return AtRevision(key, entry.revision)
 
     async def _claims(
         self, res: Resource, new: Obj | None, old: Obj | None

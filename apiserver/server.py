@@ -3,15 +3,23 @@
 Connects to etcd (or memory for tests), makes sure the built-in objects exist (the
 `default`, `kube-system`, `kube-public`, `kube-node-lease` namespaces and the
 `kubernetes` Service with its Endpoints pointing at this server), then serves HTTPS.
+With `--workers N` it forks N-1 more serving processes on the same port (see
+`WorkerPool`): more CPU for a machine with cores to spare; on 2 shared cores one
+process serves best (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ctypes
 import logging
+import os
 import signal
+import socket
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -26,6 +34,7 @@ from minikube_py.api.types import Obj
 
 log = logging.getLogger("apiserver")
 
+PR_SET_PDEATHSIG = 1  # prctl option, from <linux/prctl.h>
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -81,7 +90,11 @@ def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     return ctx
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(
+    args: argparse.Namespace, workers: WorkerPool | None = None, is_worker: bool = False
+) -> None:
+    """Serve until SIGTERM. `workers`: the primary's forked workers, released to serve
+    once the bootstrap is done and stopped with it. A worker skips the bootstrap."""
     store: Store
     if args.etcd_servers == "memory":
         store = MemoryStore()
@@ -101,7 +114,7 @@ async def run(args: argparse.Namespace) -> None:
         node_proxy = NodeProxy(registry, Path(args.agent_token_file).read_text().strip())
     server = ApiServer(registry, tokens, f"{advertise}:{args.secure_port}", node_proxy)
     # etcd may still be starting: retry the bootstrap instead of failing the process
-    for attempt in range(60):
+    for attempt in range(0 if is_worker else 60):
         try:
             await bootstrap(registry, advertise, args.secure_port)
             break
@@ -109,6 +122,7 @@ async def run(args: argparse.Namespace) -> None:
             if e.code != 503 or attempt == 59:
                 raise
             await asyncio.sleep(0.5)
+    namespace_cache = asyncio.ensure_future(registry.namespaces.run())
     # clients (Go's transport) keep idle connections for 90 s: closing them sooner races
     # with a request just being sent on one, which the client sees as EOF
     runner = web.AppRunner(
@@ -117,17 +131,125 @@ async def run(args: argparse.Namespace) -> None:
     await runner.setup()
     ctx = tls_context(Path(args.tls_cert_file), Path(args.tls_private_key_file))
     for addr in args.bind_address:
-        await web.TCPSite(runner, addr, args.secure_port, ssl_context=ctx).start()
+        await web.TCPSite(
+            runner, addr, args.secure_port, ssl_context=ctx, reuse_port=args.workers > 1
+        ).start()
     log.info("serving on %s port %d", ",".join(args.bind_address), args.secure_port)
     stop = asyncio.Event()
+    failed = False
+    if workers is not None:
+
+        def worker_exited(pid: int, status: int) -> None:
+            nonlocal failed
+            log.error("worker %d exited (wait status %d): stopping the apiserver", pid, status)
+            failed = True
+            stop.set()
+
+        workers.release(worker_exited)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if workers is not None:
+        await workers.stop()
     await runner.cleanup()
+    namespace_cache.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await namespace_cache
     if node_proxy is not None:
         await node_proxy.close()
     await store.close()
+    if failed:
+        raise SystemExit(1)
+
+
+class WorkerPool:
+    """The worker processes of a primary apiserver, forked before any event loop, etcd
+    client or thread exists. All of them listen on the apiserver's port with
+    SO_REUSEPORT, so the kernel spreads connections over the processes; each has its
+    own etcd client and caches, and `/metrics` counts the requests of the process that
+    answers. A worker waits until the primary has bootstrapped the cluster, and ends
+    with the primary (even a killed one); a worker that dies takes the primary down,
+    so the failure shows instead of a silently smaller server."""
+
+    def __init__(self, pids: list[int], release_fd: int) -> None:
+        self.pids = pids
+        self._release_fd = release_fd
+        self._exits: dict[int, asyncio.Future[int]] = {}
+        self._stopping = False
+
+    @staticmethod
+    def fork(count: int) -> WorkerPool | None:
+        """In the primary, the pool of `count` new workers; in each worker, None, once
+        the primary has called `release` (or died)."""
+        release_r, release_w = os.pipe()
+        primary = os.getpid()
+        pids = []
+        for _ in range(count):
+            pid = os.fork()
+            if pid == 0:
+                os.close(release_w)
+                _end_with_parent(primary)
+                os.read(release_r, 1)  # end of file: the primary closed its end
+                os.close(release_r)
+                return None
+            pids.append(pid)
+        os.close(release_r)
+        return WorkerPool(pids, release_w)
+
+    def release(self, on_exit: Callable[[int, int], None]) -> None:
+        """Let the workers serve; `on_exit(pid, wait status)` when one ends before `stop`."""
+        loop = asyncio.get_running_loop()
+        for pid in self.pids:
+            fd = os.pidfd_open(pid)  # readable once the process has ended
+            exited: asyncio.Future[int] = loop.create_future()
+            loop.add_reader(fd, self._reap, pid, fd, exited, on_exit)
+            self._exits[pid] = exited
+        os.close(self._release_fd)
+
+    def _reap(
+        self, pid: int, fd: int, exited: asyncio.Future[int], on_exit: Callable[[int, int], None]
+    ) -> None:
+        asyncio.get_running_loop().remove_reader(fd)
+        os.close(fd)
+        status = os.waitpid(pid, 0)[1]
+        exited.set_result(status)
+        if not self._stopping:
+            on_exit(pid, status)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM every worker; SIGKILL those still running after `timeout`."""
+        self._stopping = True
+        running = {pid: exited for pid, exited in self._exits.items() if not exited.done()}
+        if not running:
+            return
+        for pid in running:
+            os.kill(pid, signal.SIGTERM)
+        _, late = await asyncio.wait(running.values(), timeout=timeout)
+        for pid, exited in running.items():
+            if exited in late:
+                os.kill(pid, signal.SIGKILL)
+        if late:
+            await asyncio.wait(late)
+
+
+def _end_with_parent(parent: int) -> None:
+    """Have the kernel send SIGTERM when the parent process dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # the parent died before the prctl took effect
+        os._exit(1)
+
+
+def check_ports_free(addresses: list[str], port: int) -> None:
+    """Fail when something already listens on the port. Sockets with SO_REUSEPORT
+    would otherwise share it with another server of the same user, silently."""
+    for addr in addresses:
+        family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((addr, port))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -155,11 +277,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/16")
     p.add_argument("--service-node-port-range", default="30000-32767")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="serving processes sharing the port (each with its own etcd client)",
+    )
     args = p.parse_args(argv)
     args.bind_address = args.bind_address or ["127.0.0.1"]
+    if args.workers < 1:
+        p.error("--workers must be at least 1")
+    if args.workers > 1 and args.etcd_servers == "memory":
+        p.error("--workers above 1 needs etcd: a memory store is one process's own")
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(run(parse_args(argv)))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s[%(process)d] %(message)s")
+    args = parse_args(argv)
+    workers = None
+    if args.workers > 1:
+        check_ports_free(args.bind_address, args.secure_port)
+        workers = WorkerPool.fork(args.workers - 1)
+        if workers is None:
+            asyncio.run(run(args, is_worker=True))
+            return
+    asyncio.run(run(args, workers))

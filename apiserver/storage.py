@@ -257,21 +257,30 @@ class EtcdStore:
             self._client = aetcd.Client(host=host, port=port, timeout=int(self._timeout))
         return self._client
 
-    async def _failover(self) -> None:
+    async def _failover(self, failed: aetcd.Client | None = None) -> None:
+        """Drop the client and move to the next member. `failed`: the client a call
+        failed on; when another call has already replaced it, nothing more happens
+        (calls queued on the old client fail one by one and must not each move on)."""
+        if failed is not None and failed is not self._client:
+            return
         client, self._client = self._client, None
         self._current = (self._current + 1) % len(self._endpoints)
         if client is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.close(), 1)
 
-    async def _call(self, op: Any) -> Any:
+    async def _call(self, op: Any, bounded: bool = True) -> Any:
+        """`op(client)`, on the next member when one fails. `bounded`: give up after the
+        store's timeout; a watch creation is bounded by aetcd instead (see `watch`)."""
         last: Exception | None = None
         for _ in range(len(self._endpoints)):
+            client = self._connect()
             try:
-                return await asyncio.wait_for(op(self._connect()), self._timeout)
+                async with asyncio.timeout(self._timeout if bounded else None):
+                    return await op(client)
             except _UNAVAILABLE as e:
                 last = e
-                await self._failover()
+                await self._failover(client)
         raise Unavailable(f"etcd unavailable: {last}")
 
     async def get(self, key: str) -> Entry | None:
@@ -323,13 +332,17 @@ class EtcdStore:
 
     async def watch(self, prefix: str, after_revision: int) -> AsyncIterator[WatchEvent]:
         try:
+            # aetcd creates one watch at a time and times out each creation itself; a
+            # deadline of ours would also count the wait behind the other creations (50
+            # watchers at once under load), and cancelling a creation crosses streams
             watch = await self._call(
                 lambda c: c.watch_prefix(
                     prefix.encode(),
                     start_revision=after_revision + 1,
                     prev_kv=True,
                     progress_notify=True,
-                )
+                ),
+                bounded=False,
             )
         except aetcd.exceptions.RevisionCompactedError as e:
             raise Expired(str(e)) from e

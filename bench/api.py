@@ -13,7 +13,11 @@ their raw peer straight on etcd through aetcd, with values of the same JSON size
 
 and prints throughput (operations or delivered events per second), p50 and p99
 latency (for watch: from the put to the event's arrival), and the ratio of our
-throughput to raw etcd's. Everything it started is stopped and removed at the end.
+throughput to raw etcd's. On a shared machine throughput follows the load of the
+moment; the CPU time the apiserver (all its processes) and this client spent per
+operation of ours move far less, so they are printed too: they show where the work
+goes and that this client is not the bottleneck. Everything it started is stopped and
+removed at the end.
 
     .venv/bin/python bench/api.py [--scale 1.0]
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -47,10 +52,15 @@ class Result:
     ops: int
     seconds: float
     latencies: list[float]  # seconds
+    server_cpu: float = 0.0  # CPU seconds of the apiserver's processes
+    client_cpu: float = 0.0  # CPU seconds of this process
 
     @property
     def rate(self) -> float:
         return self.ops / self.seconds
+
+    def cpu_per_op(self, seconds: float) -> float:
+        return seconds / self.ops * 1000
 
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies)
@@ -64,6 +74,31 @@ def config_map(namespace: str, name: str, stamp: float = 0.0) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": namespace},
         "data": {"payload": "x" * PAYLOAD_BYTES, "sent": repr(stamp)},
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (the apiserver's workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = 0.0
+    for p in (pid, *map(int, children)):
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+class CpuMeter:
+    """CPU spent by the apiserver and by this process over a phase."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+
+    def start(self) -> tuple[float, float]:
+        return cpu_seconds(self.server_pid), time.process_time()
+
+    def stop(self, started: tuple[float, float], result: Result) -> Result:
+        result.server_cpu = cpu_seconds(self.server_pid) - started[0]
+        result.client_cpu = time.process_time() - started[1]
+        return result
 
 
 async def run_concurrently(clients: int, total: int, op: Callable[[int], Awaitable[Any]]) -> Result:
@@ -131,11 +166,17 @@ async def watch_fanout(
 
 
 class Bench:
-    def __init__(self, api: Client, etcd: aetcd.Client, scale: float) -> None:
+    def __init__(self, api: Client, etcd: aetcd.Client, scale: float, meter: CpuMeter) -> None:
         self.api = api
         self.etcd = etcd
         self.scale = scale
+        self.meter = meter
         self.run_id = uuid.uuid4().hex[:6]
+
+    async def ours(self, phase: Awaitable[Result]) -> Result:
+        """One phase through the apiserver, with the CPU it cost."""
+        started = self.meter.start()
+        return self.meter.stop(started, await phase)
 
     def n(self, base: int) -> int:
         return max(10, int(base * self.scale))
@@ -156,8 +197,8 @@ class Bench:
     async def create(self, clients: int, value: bytes) -> tuple[Result, Result]:
         ns = await self.namespace(f"create-{clients}-{self.run_id}")
         total = self.n(600)
-        ours = await run_concurrently(
-            clients, total, lambda i: self.api.create(config_map(ns, f"cm-{i}"))
+        ours = await self.ours(
+            run_concurrently(clients, total, lambda i: self.api.create(config_map(ns, f"cm-{i}")))
         )
         prefix = f"/raw/create-{clients}-{self.run_id}/"
         raw = await run_concurrently(
@@ -170,8 +211,10 @@ class Bench:
         prefix = f"/raw/create-{clients}-{self.run_id}/"
         stored = self.n(600)
         total = self.n(1000)
-        ours = await run_concurrently(
-            clients, total, lambda i: self.api.get("ConfigMap", f"cm-{i % stored}", ns)
+        ours = await self.ours(
+            run_concurrently(
+                clients, total, lambda i: self.api.get("ConfigMap", f"cm-{i % stored}", ns)
+            )
         )
         raw = await run_concurrently(
             clients, total, lambda i: self.etcd.get(f"{prefix}{i % stored}".encode())
@@ -192,7 +235,7 @@ class Bench:
             assert len(got.kvs) == LIST_SIZE
 
         return (
-            await run_concurrently(clients, total, list_ours),
+            await self.ours(run_concurrently(clients, total, list_ours)),
             await run_concurrently(clients, total, list_raw),
         )
 
@@ -239,7 +282,7 @@ class Bench:
             await self.etcd.put(f"{raw_prefix}{i}".encode(), stamped(i))
 
         return (
-            await watch_fanout(clients, events, subscribe_ours, put_ours),
+            await self.ours(watch_fanout(clients, events, subscribe_ours, put_ours)),
             await watch_fanout(clients, events, subscribe_raw, put_raw),
         )
 
@@ -255,7 +298,9 @@ async def measure(lab: Lab, scale: float) -> list[tuple[str, int, Result, Result
         Client(creds, user_agent="bench") as api,
         aetcd.Client(host="127.0.0.1", port=lab.config.etcd_client_port) as etcd,
     ):
-        bench = Bench(api, etcd, scale)
+        server_pid = lab.pid("apiserver")
+        assert server_pid is not None
+        bench = Bench(api, etcd, scale, CpuMeter(server_pid))
         value = await bench.stored_json()
         await bench.fill_list_namespace(value)
         for name in ("create", "get", "list", "watch"):
@@ -273,7 +318,7 @@ async def measure(lab: Lab, scale: float) -> list[tuple[str, int, Result, Result
 def print_table(rows: list[tuple[str, int, Result, Result]]) -> None:
     header = (
         f"{'op':7}{'clients':>8}{'ops/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'etcd ops/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}"
+        f"{'etcd ops/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'api cpu':>9}{'client':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -282,8 +327,10 @@ def print_table(rows: list[tuple[str, int, Result, Result]]) -> None:
             f"{name:7}{clients:>8}{ours.rate:>10.0f}{ours.percentile(0.5):>9.2f}"
             f"{ours.percentile(0.99):>9.2f}{raw.rate:>12.0f}{raw.percentile(0.5):>9.2f}"
             f"{raw.percentile(0.99):>9.2f}{ours.rate / raw.rate:>8.2f}"
+            f"{ours.cpu_per_op(ours.server_cpu):>9.2f}{ours.cpu_per_op(ours.client_cpu):>8.2f}"
         )
     print("ratio = our throughput / raw etcd throughput (higher is better, 1.0 = parity)")
+    print("api cpu, client = CPU ms per operation of ours: the apiserver's, this client's")
 
 
 def main() -> None:

@@ -89,6 +89,8 @@ def cmd_start(args: argparse.Namespace) -> None:
             lab.config.proxy_mode = args.proxy_mode
         if args.dns_upstream:
             lab.config.dns_upstreams = args.dns_upstream
+    if args.apiserver_workers:
+        lab.config.apiserver_workers = args.apiserver_workers
     for address in args.apiserver_address or []:
         if address not in lab.config.bind_addresses:
             lab.config.bind_addresses.append(address)
@@ -386,6 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("start", help="start (or resume) the lab")
     s.add_argument("--nodes", type=int, default=2, help="number of nodes (default 2)")
     s.add_argument("--proxy-mode", choices=["nftables", "iptables"], help="default nftables")
+    s.add_argument(
+        "--apiserver-workers",
+        type=int,
+        metavar="N",
+        help="apiserver processes sharing its port (default 1; more where cores are spare)",
+    )
     s.add_argument(
         "--dns-upstream",
         action="append",

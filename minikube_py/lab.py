@@ -53,6 +53,7 @@ class LabConfig:
     node_indexes: list[int] = field(default_factory=list)  # lab nodes that exist
     proxy_mode: str = "nftables"
     dns_upstreams: list[str] = field(default_factory=list)
+    apiserver_workers: int = 1  # serving processes on one port (more on machines with cores)
 
     @property
     def server_url(self) -> str:
@@ -201,6 +202,8 @@ class Lab:
             self.config.service_cidr,
             "--service-node-port-range",
             self.config.node_port_range,
+            "--workers",
+            str(self.config.apiserver_workers),
         ]
         for addr in self.config.bind_addresses:
             argv += ["--bind-address", addr]

@@ -11,10 +11,14 @@ terminating namespace.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import random
 import re
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -23,6 +27,7 @@ from apiserver.allocators import IP_PREFIX, PORT_PREFIX
 from apiserver.errors import ApiError
 from apiserver.registry import ClusterConfig, Registry, WriteOptions
 from apiserver.storage import Compare, Entry, MemoryStore, TxnResult
+from apiserver.watchcache import WatchCache
 from minikube_py.api.resources import BY_KIND
 from minikube_py.api.types import Obj
 
@@ -444,3 +449,142 @@ async def test_terminating_namespace_refuses_new_content(registry: Registry) -> 
         'configmaps "late" is forbidden: unable to create new content in namespace going '
         "because it is being terminated"
     )
+
+
+# ------------------------------------------------------------------ namespace watch cache
+
+
+@dataclass
+class CountingStore(MemoryStore):
+    """The memory store, counting point reads per key."""
+
+    gets: Counter[str] = field(default_factory=Counter)
+
+    async def get(self, key: str) -> Entry | None:
+        self.gets[key] += 1
+        return await super().get(key)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never became true")
+
+
+@dataclass
+class Cached:
+    registry: Registry
+    follower: asyncio.Task[None]  # keeps registry.namespaces current
+
+    async def freeze(self) -> None:
+        """Stop the cache following the store: it keeps what it has, soon stale."""
+        self.follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.follower
+
+
+@pytest.fixture
+async def cached() -> AsyncIterator[Cached]:
+    """A registry whose namespace cache follows its store, with namespace `team`."""
+    reg = Registry(CountingStore())
+    state = Cached(reg, asyncio.ensure_future(reg.namespaces.run()))
+    await reg.create(NS, "", {"metadata": {"name": "team"}}, opts())
+    await until(lambda: reg.namespaces.get("/registry/namespaces/team") is not None)
+    yield state
+    await state.freeze()
+
+
+async def test_create_takes_an_open_namespace_from_the_cache(cached: Cached) -> None:
+    reg = cached.registry
+    store = reg.store
+    assert isinstance(store, CountingStore)
+    store.gets.clear()
+    await reg.create(CM, "team", {"metadata": {"name": "a"}}, opts())
+    assert store.gets["/registry/namespaces/team"] == 0
+    # a namespace the cache has not seen yet is read live
+    await reg.create(NS, "", {"metadata": {"name": "fresh"}}, opts())
+    await reg.create(CM, "fresh", {"metadata": {"name": "a"}}, opts())
+
+
+async def test_a_stale_cache_lets_nothing_into_a_terminating_namespace(
+    cached: Cached,
+) -> None:
+    reg = cached.registry
+    await cached.freeze()
+    await reg.delete(NS, "", "team")
+    stale = reg.namespaces.get("/registry/namespaces/team")
+    assert stale is not None and "deletionTimestamp" not in stale.value["metadata"]
+    e = await api_error(reg.create(CM, "team", {"metadata": {"name": "a"}}, opts()))
+    assert (e.code, e.reason) == (403, "Forbidden")
+    assert await reg.store.get("/registry/configmaps/team/a") is None
+
+
+async def test_a_stale_cache_lets_nothing_into_a_deleted_namespace(
+    cached: Cached,
+) -> None:
+    reg = cached.registry
+    await cached.freeze()
+    # the namespace controller's last step: the namespace key goes
+    await reg.store.txn([], deletes=["/registry/namespaces/team"])
+    e = await api_error(reg.create(CM, "team", {"metadata": {"name": "a"}}, opts()))
+    assert (e.code, e.reason, e.message) == (404, "NotFound", 'namespaces "team" not found')
+    assert await reg.store.get("/registry/configmaps/team/a") is None
+
+
+async def test_a_namespace_changed_behind_the_cache_still_takes_content(
+    cached: Cached,
+) -> None:
+    reg = cached.registry
+    await cached.freeze()
+    ns = await reg.get(NS, "", "team")
+    ns["metadata"]["labels"] = {"tier": "gold"}
+    await reg.update(NS, "", "team", ns, opts())
+    made = await reg.create(CM, "team", {"metadata": {"name": "a"}}, opts())
+    assert made["metadata"]["namespace"] == "team"
+
+
+async def test_the_cache_follows_deletes_and_relists_after_compaction() -> None:
+    store = MemoryStore(history_limit=3)
+    reg = Registry(store)
+    cache = WatchCache(store, "/registry/namespaces/", retry_seconds=0)
+    follower = asyncio.ensure_future(cache.run())
+    try:
+        for name in ("a", "b"):
+            await reg.create(NS, "", {"metadata": {"name": name}}, opts())
+        await until(lambda: cache.get("/registry/namespaces/b") is not None)
+        # more changes than the history keeps, with no pause for the watcher: it falls
+        # behind the compaction, gets Expired, and lists again
+        await store.txn([], deletes=["/registry/namespaces/a"])
+        for name in ("c", "d", "e", "f"):
+            await reg.create(NS, "", {"metadata": {"name": name}}, opts())
+        await until(lambda: cache.get("/registry/namespaces/f") is not None)
+        assert cache.get("/registry/namespaces/a") is None
+        current = await store.get("/registry/namespaces/c")
+        assert current is not None
+        assert cache.get("/registry/namespaces/c") == current
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+
+
+async def test_two_apiservers_with_the_same_random_choices_never_share_an_ip() -> None:
+    # two worker processes share nothing but etcd; identical seeds make every random
+    # pick collide, and the claim transactions alone must keep the addresses unique
+    store = InterleavingStore()
+    config = ClusterConfig("10.96.0.0/26", (30000, 30063))
+    workers = [Registry(store, config), Registry(store, config)]
+    for w in workers:
+        w._rng = random.Random(7)
+    await workers[0].create(NS, "", {"metadata": {"name": "default"}}, WriteOptions())
+    made = await asyncio.gather(
+        *(
+            workers[i % 2].create(SVC, "default", service(f"s{i}", type="NodePort"), opts())
+            for i in range(40)
+        )
+    )
+    ips = [s["spec"]["clusterIP"] for s in made]
+    ports = [s["spec"]["ports"][0]["nodePort"] for s in made]
+    assert len(set(ips)) == 40 and len(set(ports)) == 40

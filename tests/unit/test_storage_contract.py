@@ -241,6 +241,29 @@ async def test_watch_from_just_below_the_compaction_point(store: Store, prefix: 
     )
 
 
+async def test_many_watchers_started_at_once_all_see_a_change(store: Store, prefix: str) -> None:
+    """Like 50 clients watching one namespace: every watch is created, none is lost."""
+    start = await _revision(store)
+    streams = [aiter(store.watch(prefix, start)) for _ in range(60)]
+    firsts = [asyncio.ensure_future(anext(s)) for s in streams]
+    await asyncio.sleep(0.2)  # the creations queue up behind each other
+    await store.txn([], [(prefix + "a", {"v": 1})])
+    events = await asyncio.wait_for(asyncio.gather(*firsts), 30)
+    assert {(e.type, e.key) for e in events} == {("ADDED", prefix + "a")}
+
+
+async def test_concurrent_failures_on_a_dead_member_move_on_once(etcd_member: Member) -> None:
+    """Calls failing together on an unreachable member leave it once, for the live one:
+    were each failure to move on again, they would toggle back to the dead member."""
+    dead = free_port()
+    store = EtcdStore([("127.0.0.1", dead), ("127.0.0.1", etcd_member.client_port)], timeout=3)
+    try:
+        results = await asyncio.gather(*(store.get("/nothing") for _ in range(10)))
+        assert results == [None] * 10
+    finally:
+        await store.close()
+
+
 # ------------------------------------------------------------------ property
 
 KEYS = ("a", "b", "c")
