@@ -218,18 +218,21 @@ def measure(mode: Mode, node: str, count: int, connects: int) -> Figures:
     plan: Plan = build_plan(services, slices, FACTS)
     plan_s = time.perf_counter() - start
     proxier = Proxier(mode, FACTS, node)  # new Proxier: its first sync is a full one
-    full = proxier.sync(plan)
-    adds = []
-    for k in range(5):
-        name = f"extra-{k}"
-        ports = plan_service(
-            service(name, f"10.96.250.{k + 1}"),
-            [endpoint_slice(name, ["10.252.0.1", "10.252.0.2"])],
-            FACTS,
-        )
-        result = proxier.sync({f"bench/{name}": ports})
-        assert not result.full
-        adds.append(result.duration_seconds)
+    try:
+        full = proxier.sync(plan)
+        adds = []
+        for k in range(5):
+            name = f"extra-{k}"
+            ports = plan_service(
+                service(name, f"10.96.250.{k + 1}"),
+                [endpoint_slice(name, ["10.252.0.1", "10.252.0.2"])],
+                FACTS,
+            )
+            result = proxier.sync({f"bench/{name}": ports})
+            assert not result.full
+            adds.append(result.duration_seconds)
+    finally:
+        proxier.close()
     samples = [connect_seconds(node, TARGET_IP, 80) for _ in range(connects)]
     return Figures(
         plan_s,

@@ -2,18 +2,22 @@
 
 `Proxier` keeps one node's rules in step with its plan, in a given network namespace
 (the lab's node netns; None for the current one). Each sync writes one transaction:
-`nft -f -` or `iptables-restore --noflush`, both all-or-nothing, so a failed sync
+an nft script through libnftables (`agent.proxy.libnft`, a persistent context per
+namespace) or `iptables-restore --noflush`, both all-or-nothing, so a failed sync
 leaves the previous ruleset whole. A sync is partial (only the Services that changed,
 plus the shared maps/chains) unless a full one is due: at start, after any failure,
 and when `resync` finds drift (table or chains missing, or rules per chain and
-elements per map differing from what the plan implies). Commands run under
-`ip netns exec NAME`; the renderers never see the kernel.
+elements per map differing from what the plan implies). iptables commands run under
+`ip netns exec NAME`; the renderers never see the kernel. `close()` releases the
+namespace (the nft context's thread).
 
-Costs to know (measured with nft 1.0.6, 10k Services): nft re-reads the whole table on
-every invocation, so a partial sync costs ~0.2 s however small it is; batch changes
-into one `sync`. A full nftables sync rebuilds the table, which also forgets ClientIP
-affinity; the drift check lists the table (seconds at 10k), so run it at resync
-periods, not per change.
+Costs to know (nft 1.0.6, kernel 6.18, 10k Services = 30k chains): a partial sync that
+adds a Service costs ~0.1 s however small it is, two thirds of it the kernel
+re-validating the table's whole jump graph (every chain behind the verdict maps) on each
+commit that adds a jump, goto or NAT rule; deletions also make libnftables re-read
+every chain first. Batch changes into one `sync`. A full nftables sync rebuilds the
+table, which also forgets ClientIP affinity; the drift check lists the table (seconds
+at 10k), so run it at resync periods, not per change.
 """
 
 import json
@@ -25,6 +29,7 @@ from typing import Literal, Protocol
 
 from agent.proxy import iptables, nftables
 from agent.proxy.conntrack import delete_flows, stale_udp_flows
+from agent.proxy.libnft import Nft, NftError
 from agent.proxy.model import NodeFacts, Plan, ServicePort
 
 Mode = Literal["nftables", "iptables"]
@@ -45,20 +50,30 @@ def run(argv: list[str], netns: str | None, stdin: str | None = None) -> str:
 
 
 class Backend(Protocol):
-    def render_full(self, plan: Plan, node: NodeFacts, netns: str | None) -> str: ...
+    def render_full(self, plan: Plan, node: NodeFacts) -> str: ...
     def render_partial(
         self, previous: Plan, current: Plan, changed: Iterable[str], node: NodeFacts
     ) -> str: ...
-    def apply(self, text: str, netns: str | None, full: bool) -> None: ...
+    def apply(self, text: str, full: bool) -> None: ...
     def expected_shape(self, plan: Plan, node: NodeFacts) -> Shape: ...
-    def observed_shape(self, netns: str | None) -> Shape | None: ...
+    def observed_shape(self) -> Shape | None: ...
     def rule_count(self, ports: Iterable[ServicePort], node: NodeFacts) -> int: ...
     def base_rule_count(self, node: NodeFacts) -> int: ...
-    def remove(self, netns: str | None) -> None: ...
+    def remove(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class NftablesBackend:
-    def render_full(self, plan: Plan, node: NodeFacts, netns: str | None) -> str:
+    def __init__(self, netns: str | None) -> None:
+        self._nft = Nft(netns)
+
+    def _run(self, text: str, json: bool = False) -> str:
+        try:
+            return self._nft.run(text, json)
+        except NftError as error:
+            raise ApplyError(str(error)) from error
+
+    def render_full(self, plan: Plan, node: NodeFacts) -> str:
         return nftables.render_nftables_plan(plan, node)
 
     def render_partial(
@@ -66,27 +81,27 @@ class NftablesBackend:
     ) -> str:
         return nftables.render_nftables_partial(previous, current, changed, node)
 
-    def apply(self, text: str, netns: str | None, full: bool) -> None:
-        run(["nft", "-f", "-"], netns, text)
+    def apply(self, text: str, full: bool) -> None:
+        self._run(text)
 
     def expected_shape(self, plan: Plan, node: NodeFacts) -> Shape:
         return nftables.expected_shape(plan, node)
 
-    def observed_shape(self, netns: str | None) -> Shape | None:
-        try:
-            listing = run(["nft", "-j", "list", "table", "ip", nftables.TABLE], netns)
-        except ApplyError:
-            return None  # no table
+    def observed_shape(self) -> Shape | None:
         shape: Shape = {}
-        for item in json.loads(listing)["nftables"]:
-            if "chain" in item:
-                shape.setdefault(f"chain {item['chain']['name']}", 0)
-            elif "rule" in item:
-                key = f"chain {item['rule']['chain']}"
+        for item in json.loads(self._run("list ruleset", json=True))["nftables"]:
+            kind = next((k for k in ("chain", "rule", "map") if k in item), "")
+            body = item.get(kind, {})
+            if body.get("family") != "ip" or body.get("table") not in nftables.TABLES:
+                continue
+            if kind == "chain":
+                shape.setdefault(f"chain {body['table']} {body['name']}", 0)
+            elif kind == "rule":
+                key = f"chain {body['table']} {body['chain']}"
                 shape[key] = shape.get(key, 0) + 1
-            elif "map" in item:
-                shape[f"map {item['map']['name']}"] = len(item["map"].get("elem", []))
-        return shape
+            elif kind == "map":
+                shape[f"map {body['table']} {body['name']}"] = len(body.get("elem", []))
+        return shape or None
 
     def rule_count(self, ports: Iterable[ServicePort], node: NodeFacts) -> int:
         return nftables.ports_rule_count(ports, node)
@@ -94,20 +109,22 @@ class NftablesBackend:
     def base_rule_count(self, node: NodeFacts) -> int:
         return nftables.rules_count(nftables.expected_shape({}, node))
 
-    def remove(self, netns: str | None) -> None:
-        run(
-            ["nft", "-f", "-"],
-            netns,
-            f"add table ip {nftables.TABLE}\ndelete table ip {nftables.TABLE}\n",
-        )
+    def remove(self) -> None:
+        self._run("".join(f"add table ip {t}\ndelete table ip {t}\n" for t in nftables.TABLES))
+
+    def close(self) -> None:
+        self._nft.close()
 
 
 class IptablesBackend:
-    def render_full(self, plan: Plan, node: NodeFacts, netns: str | None) -> str:
-        return iptables.render_iptables_plan(plan, node, self._nat_chains(netns))
+    def __init__(self, netns: str | None) -> None:
+        self.netns = netns
 
-    def _nat_chains(self, netns: str | None) -> list[str]:
-        listing = run(["iptables-save", "-t", "nat"], netns)
+    def render_full(self, plan: Plan, node: NodeFacts) -> str:
+        return iptables.render_iptables_plan(plan, node, self._nat_chains())
+
+    def _nat_chains(self) -> list[str]:
+        listing = run(["iptables-save", "-t", "nat"], self.netns)
         return [line[1:].split()[0] for line in listing.splitlines() if line.startswith(":")]
 
     def render_partial(
@@ -115,23 +132,23 @@ class IptablesBackend:
     ) -> str:
         return iptables.render_iptables_partial(previous, current, changed, node)
 
-    def apply(self, text: str, netns: str | None, full: bool) -> None:
-        run(["iptables-restore", "--noflush"], netns, text)
+    def apply(self, text: str, full: bool) -> None:
+        run(["iptables-restore", "--noflush"], self.netns, text)
         if full:  # the hooks change only if someone removed them: drift repairs that
             for table, builtin, match, target in iptables.HOOKS:
                 rule = [*match.split(), "-j", target]
                 try:
-                    run(["iptables", "-t", table, "-C", builtin, *rule], netns)
+                    run(["iptables", "-t", table, "-C", builtin, *rule], self.netns)
                 except ApplyError:
-                    run(["iptables", "-t", table, "-I", builtin, "1", *rule], netns)
+                    run(["iptables", "-t", table, "-I", builtin, "1", *rule], self.netns)
 
     def expected_shape(self, plan: Plan, node: NodeFacts) -> Shape:
         return iptables.expected_shape(plan, node)
 
-    def observed_shape(self, netns: str | None) -> Shape | None:
+    def observed_shape(self) -> Shape | None:
         shape: Shape = {}
         table = ""
-        for line in run(["iptables-save"], netns).splitlines():
+        for line in run(["iptables-save"], self.netns).splitlines():
             if line.startswith("*"):
                 table = line[1:]
             elif line.startswith(":") and iptables.is_own_chain(line[1:].split()[0]):
@@ -154,19 +171,22 @@ class IptablesBackend:
     def base_rule_count(self, node: NodeFacts) -> int:
         return iptables.rules_count(iptables.expected_shape({}, node))
 
-    def remove(self, netns: str | None) -> None:
+    def remove(self) -> None:
         for table, builtin, match, target in iptables.HOOKS:
             rule = [*match.split(), "-j", target]
             while True:  # delete every copy of the hook
                 try:
-                    run(["iptables", "-t", table, "-D", builtin, *rule], netns)
+                    run(["iptables", "-t", table, "-D", builtin, *rule], self.netns)
                 except ApplyError:
                     break
         run(
             ["iptables-restore", "--noflush"],
-            netns,
-            iptables.render_iptables_removal(self._nat_chains(netns)),
+            self.netns,
+            iptables.render_iptables_removal(self._nat_chains()),
         )
+
+    def close(self) -> None:
+        pass  # nothing held between commands
 
 
 BACKENDS: dict[str, type[NftablesBackend] | type[IptablesBackend]] = {
@@ -190,7 +210,7 @@ class Proxier:
         self.node = node
         self.netns = netns
         self.plan: Plan = {}
-        self._backend: Backend = BACKENDS[mode]()
+        self._backend: Backend = BACKENDS[mode](netns)
         self._full_due = True
         self._other_mode_removed = False
         self._rules = 0
@@ -212,15 +232,18 @@ class Proxier:
         self._full_due = True  # until this sync has succeeded
         if not self._other_mode_removed:
             # as kube-proxy at start: rules of the other mode would capture traffic too
-            other = "iptables" if self.mode == "nftables" else "nftables"
-            BACKENDS[other]().remove(self.netns)
+            other = BACKENDS["iptables" if self.mode == "nftables" else "nftables"](self.netns)
+            try:
+                other.remove()
+            finally:
+                other.close()
             self._other_mode_removed = True
         if full:
-            text = self._backend.render_full(current, self.node, self.netns)
+            text = self._backend.render_full(current, self.node)
         else:
             text = self._backend.render_partial(self.plan, current, changed, self.node)
         if text:
-            self._backend.apply(text, self.netns, full)
+            self._backend.apply(text, full)
         self._full_due = False
         previous, self.plan = self.plan, current
         if full:
@@ -245,9 +268,13 @@ class Proxier:
 
     def remove(self) -> None:
         """Take this mode's rules out of the kernel (the agent stops proxying)."""
-        self._backend.remove(self.netns)
+        self._backend.remove()
         self.plan = {}
         self._full_due = True
+
+    def close(self) -> None:
+        """Release what the Proxier holds open (its namespace); the rules stay."""
+        self._backend.close()
 
     def full_sync(self) -> SyncResult:
         self._full_due = True
@@ -256,7 +283,7 @@ class Proxier:
     def drifted(self) -> bool:
         """Does the kernel differ from the plan (table flushed or deleted, rules lost)?"""
         expected = self._backend.expected_shape(self.plan, self.node)
-        return self._backend.observed_shape(self.netns) != expected
+        return self._backend.observed_shape() != expected
 
     def resync(self) -> SyncResult | None:
         """The periodic check: a full sync when one is due or the kernel drifted."""

@@ -7,9 +7,12 @@ MKPY-NODEPORTS; per Service port MKPY-SVC-<hash> (Cluster policy), MKPY-SVL-<has
 policy) and MKPY-EXT-<hash> (NodePort/LB/externalIP traffic); per endpoint
 MKPY-SEP-<hash> with the DNAT. Endpoints are chosen by `-m statistic` probabilities,
 ClientIP affinity by `-m recent` (named after the endpoint chain). MKPY-MARK-MASQ sets
-mark 0x4000, MKPY-POSTROUTING masquerades marked packets.
+mark 0x4000, MKPY-POSTROUTING masquerades marked packets. A LoadBalancer IP with
+loadBalancerSourceRanges goes to MKPY-FW-<hash> instead, which passes only the allowed
+sources on to MKPY-EXT-<hash>.
 filter: MKPY-SERVICES (from INPUT, FORWARD and OUTPUT for new connections) rejects
-(TCP reset, ICMP port-unreachable) or drops traffic for Services without endpoints.
+(TCP reset, ICMP port-unreachable) or drops traffic for Services without endpoints, and
+drops what is still addressed to a firewalled LoadBalancer IP (not DNATed: not allowed).
 
 Lookup is a linear walk of MKPY-SERVICES: that, and rewriting it on every sync, is the
 classic mode's cost and the reason nftables is the default. The jumps from the built-in
@@ -19,11 +22,19 @@ for the adapter to ensure. Chains removed since the last sync are flushed and de
 """
 
 import base64
+import functools
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from agent.proxy.model import Endpoint, NodeFacts, Plan, ServicePort, build_plan
+from agent.proxy.model import (
+    FRAGMENT_CACHE_SIZE,
+    Endpoint,
+    NodeFacts,
+    Plan,
+    ServicePort,
+    build_plan,
+)
 from minikube_py.api.types import Obj
 
 MASQUERADE_MARK = "0x4000"
@@ -75,6 +86,10 @@ def chain_names(sp: ServicePort) -> tuple[str, str, str]:
     return f"MKPY-SVC-{digest}", f"MKPY-SVL-{digest}", f"MKPY-EXT-{digest}"
 
 
+def firewall_chain(sp: ServicePort) -> str:
+    return f"MKPY-FW-{_hash(sp.key)}"
+
+
 def endpoint_chain(sp: ServicePort, endpoint: Endpoint) -> str:
     return f"MKPY-SEP-{_hash(f'{sp.key}__{endpoint.ip}/{endpoint.port}')}"
 
@@ -110,6 +125,9 @@ def _reject(sp: ServicePort) -> str:
     return "-j REJECT --reject-with tcp-reset" if sp.protocol == "tcp" else "-j REJECT"
 
 
+# Memoized: a sync re-renders Services that did not change (the shared chains, the
+# drift check), and plans keep equal ServicePorts. Fragments are shared: read-only.
+@functools.lru_cache(maxsize=FRAGMENT_CACHE_SIZE)
 def service_fragment(sp: ServicePort, node: NodeFacts) -> IptFragment:
     """The same decisions as the nftables fragment, in the classic layout."""
     fragment = IptFragment()
@@ -128,11 +146,16 @@ def service_fragment(sp: ServicePort, node: NodeFacts) -> IptFragment:
         fragment.filters.append(
             f"{_match(sp, sp.port, sp.cluster_ip)} {_comment(f'{sp.key} {missing}')} {no_endpoints}"
         )
+    # as kube-proxy's iptables mode: the firewall only matters when there is a DNAT
+    firewalled = sp.uses_firewall and sp.has_endpoints
     for ip in sp.external_ips + sp.load_balancer_ips:
         if sp.has_endpoints:
+            target = (
+                firewall_chain(sp) if firewalled and ip in sp.load_balancer_ips else external_chain
+            )
             fragment.services.append(
                 f"{_match(sp, sp.port, ip)} {_comment(f'{sp.key} external destination')} "
-                f"-j {external_chain}"
+                f"-j {target}"
             )
         if not sp.has_external_endpoints:
             fragment.filters.append(
@@ -148,6 +171,16 @@ def service_fragment(sp: ServicePort, node: NodeFacts) -> IptFragment:
                 f"-m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 {_match(sp, sp.node_port)} "
                 f"{_comment(f'{sp.key} {missing}')} {no_endpoints}"
             )
+
+    if firewalled:
+        fragment.chains[firewall_chain(sp)] = [
+            f"-s {source} -j {external_chain}" for source in sp.firewall_sources(node)
+        ]
+        fragment.filters += [
+            f"{_match(sp, sp.port, ip)} "
+            f"{_comment(f'{sp.key} not allowed by loadBalancerSourceRanges')} -j DROP"
+            for ip in sp.load_balancer_ips
+        ]
 
     if sp.uses_cluster_chain:
         fragment.chains[cluster_chain] = []
@@ -291,5 +324,5 @@ def ports_rule_count(ports: Iterable[ServicePort], node: NodeFacts) -> int:
 def is_own_chain(name: str) -> bool:
     """Chains this module creates (other MKPY- chains belong to other parts of the agent)."""
     return name in (SERVICES, NODEPORTS, MARK_MASQ, POSTROUTING) or name.startswith(
-        ("MKPY-SVC-", "MKPY-SVL-", "MKPY-EXT-", "MKPY-SEP-")
+        ("MKPY-SVC-", "MKPY-SVL-", "MKPY-EXT-", "MKPY-SEP-", "MKPY-FW-")
     )

@@ -1,12 +1,14 @@
 """The proxy's control loop in the agent: informers -> `Proxier` syncs -> metrics.
 
-Every Service or EndpointSlice change wakes the loop; it waits `coalesce` seconds so
-that a burst becomes one sync, re-plans everything (cheap, pure) and hands the Proxier
-the Services whose plan differs. Independently of changes, every `resync` seconds it
-runs the Proxier's drift check, so a flushed table is repaired within one period even
-while changes keep coming. Each applied Service records its network programming
-latency (see agent.proxy.metrics). Syncs run in a thread of their own, so a sync never
-queues behind the agent's other blocking work (Docker calls) in the default executor.
+Every Service or EndpointSlice change wakes the loop, which re-plans everything (cheap,
+pure) and hands the Proxier the Services whose plan differs. Syncs start at least
+`coalesce` seconds apart (kube-proxy's minSyncPeriod): a change after a quiet spell is
+applied at once, the rest of a burst is batched into the next sync. Independently of
+changes, every `resync` seconds it runs the Proxier's drift check, so a flushed table is
+repaired within one period even while changes keep coming. Each applied Service records
+its network programming latency (see agent.proxy.metrics). Syncs run in a thread of
+their own, so a sync never queues behind the agent's other blocking work (Docker calls)
+in the default executor.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ async def keep_proxy(
     executor = ThreadPoolExecutor(1, thread_name_prefix="proxy")
     next_resync = time.monotonic() + resync
     first = True  # the first sync is a full one, even with nothing to proxy
+    last_sync = -coalesce
     try:
         while True:
             changed.clear()
@@ -62,6 +65,7 @@ async def keep_proxy(
                     if plan.get(key, ()) != proxier.plan.get(key, ())
                 }
                 if updates or first:
+                    last_sync = time.monotonic()
                     result = await loop.run_in_executor(executor, proxier.sync, updates)
                     first = False
                     PROXY_METRICS.record_sync(proxier.mode, result.duration_seconds, result.rules)
@@ -81,6 +85,6 @@ async def keep_proxy(
                     log.exception("proxy resync failed; the next period retries")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), max(next_resync - time.monotonic(), 0.0))
-                await asyncio.sleep(coalesce)
+                await asyncio.sleep(max(0.0, last_sync + coalesce - time.monotonic()))
     finally:
         executor.shutdown(wait=False)

@@ -4,9 +4,10 @@ Services and EndpointSlices (plain dicts) plus the node's facts are reduced to o
 `ServicePort` per Service port, carrying everything a ruleset needs: the addresses that
 capture traffic (ClusterIP, externalIPs, LoadBalancer ingress, NodePort), the endpoints
 chosen for Cluster and for Local traffic policy (kube-proxy's CategorizeEndpoints:
-ready endpoints, and serving-but-terminating ones only when no ready one is left), and
-the affinity timeout. Both renderers (nftables, iptables) read only this plan, so the
-Kubernetes semantics live here once and the renderers only spell them.
+ready endpoints, and serving-but-terminating ones only when no ready one is left), the
+affinity timeout and the LoadBalancer source ranges. Both renderers (nftables, iptables)
+read only this plan, so the Kubernetes semantics live here once and the renderers only
+spell them.
 
 A `Plan` maps "namespace/name" to that Service's ports, so a partial sync can re-plan
 just the Services that changed. Everything is sorted, so equal inputs give equal plans
@@ -21,10 +22,14 @@ from typing import NamedTuple
 from minikube_py.api.types import Obj, labels_of, name_of, namespace_of
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+# read when spec.loadBalancerSourceRanges is empty, as kube-proxy does
+SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
 DEFAULT_AFFINITY_SECONDS = (
     10800  # Kubernetes' default sessionAffinityConfig.clientIP.timeoutSeconds
 )
 PROTOCOLS = ("TCP", "UDP", "SCTP")
+# rendered fragments each renderer keeps (Service ports): room for ~10k Services
+FRAGMENT_CACHE_SIZE = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -34,11 +39,14 @@ class NodeFacts:
     `name` decides which endpoints are local (EndpointSlice `nodeName`); `cluster_cidr`
     tells pod traffic from everything else (masquerade and the externalTrafficPolicy
     short-circuit). NodePorts answer on every local address of the node (`fib daddr type
-    local` / `addrtype LOCAL`), so the node's IPs need not be listed.
+    local` / `addrtype LOCAL`), so NodePorts need no list of the node's IPs; `ips` (the
+    node's own addresses) serve loadBalancerSourceRanges only: a range holding one of
+    them lets the node itself through (see `ServicePort.firewall_sources`).
     """
 
     name: str
     cluster_cidr: str = "10.244.0.0/16"
+    ips: tuple[str, ...] = ()
 
 
 class Endpoint(NamedTuple):
@@ -59,6 +67,7 @@ class ServicePort:
     node_port: int = 0
     external_ips: tuple[str, ...] = ()
     load_balancer_ips: tuple[str, ...] = ()
+    load_balancer_source_ranges: tuple[str, ...] = ()  # normalized IPv4 CIDRs
     affinity_seconds: int = 0  # 0: no sessionAffinity
     external_policy_local: bool = False  # externalTrafficPolicy Local, externally reachable
     internal_policy_local: bool = False  # internalTrafficPolicy Local
@@ -115,6 +124,22 @@ class ServicePort:
         return self.has_endpoints and self.externally_accessible
 
     @property
+    def uses_firewall(self) -> bool:
+        """loadBalancerSourceRanges restrict the LoadBalancer IPs (only them: NodePort,
+        ClusterIP and externalIPs stay open, as in kube-proxy)."""
+        return bool(self.load_balancer_ips and self.load_balancer_source_ranges)
+
+    def firewall_sources(self, node: NodeFacts) -> tuple[str, ...]:
+        """Sources allowed to the LoadBalancer IPs: the ranges, and when one holds a node
+        IP, the LoadBalancer IPs too: a node reaching an LB IP it holds as a local
+        address does so from that address (kube-proxy's allowFromNode)."""
+        ranges = [ipaddress.IPv4Network(r) for r in self.load_balancer_source_ranges]
+        from_node = any(ipaddress.IPv4Address(ip) in r for ip in node.ips for r in ranges)
+        return self.load_balancer_source_ranges + (
+            tuple(f"{ip}/32" for ip in self.load_balancer_ips) if from_node else ()
+        )
+
+    @property
     def reachable_endpoints(self) -> tuple[Endpoint, ...]:
         """Every endpoint some chain of this port may DNAT to (one chain each)."""
         chosen = set(self.cluster_endpoints) if self.uses_cluster_endpoints else set()
@@ -144,6 +169,22 @@ def _is_ipv4(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _source_ranges(service: Obj) -> tuple[str, ...]:
+    """spec.loadBalancerSourceRanges, else the annotation (comma-separated), as IPv4
+    CIDRs in canonical form; others are ignored (the API validates them)."""
+    ranges = (service.get("spec") or {}).get("loadBalancerSourceRanges") or []
+    if not ranges:
+        annotations = (service.get("metadata") or {}).get("annotations") or {}
+        ranges = (annotations.get(SOURCE_RANGES_ANNOTATION) or "").split(",")
+    cidrs = set()
+    for text in ranges:
+        try:
+            cidrs.add(ipaddress.IPv4Network(str(text).strip(), strict=False))
+        except ValueError:
+            continue
+    return tuple(str(c) for c in sorted(cidrs))
 
 
 def service_key(obj: Obj) -> str:
@@ -271,6 +312,7 @@ def plan_service(service: Obj, slices: Iterable[Obj], node: NodeFacts) -> tuple[
             node_port=node_port,
             external_ips=external_ips,
             load_balancer_ips=load_balancer_ips,
+            load_balancer_source_ranges=_source_ranges(service) if load_balancer_ips else (),
             affinity_seconds=affinity_seconds,
             external_policy_local=external_local,
             internal_policy_local=internal_local,

@@ -2,8 +2,9 @@
 
 Topology (all names carry a per-run suffix, all removed by exact name afterwards):
 a "node" netns with bridge mkpy-br0 (10.244.1.1/24) and an uplink mkpy-node0 holding the
-node IP 192.168.49.2 and the service CIDR route, whose far end is a "client" netns
-(192.168.49.10, a host outside the cluster); three "pod" netns (10.244.1.2-4)
+node IP 192.168.49.2, a LoadBalancer IP (as the announcing node holds it) and the
+service CIDR route, whose far end is a "client" netns (192.168.49.10 and .11, hosts
+outside the cluster); three "pod" netns (10.244.1.2-4)
 joined by veths, each running `busybox httpd` on :8080 and a UDP responder on :5353
 that answer with the pod's name.
 The proxy's rules are applied in the node netns by `Proxier`, and real TCP connections
@@ -11,6 +12,7 @@ are made from the node netns and from a pod netns (the test thread enters the ne
 so the sockets live there). Needs root: fails, not skips, without it.
 """
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -26,7 +28,7 @@ from typing import Any
 import pytest
 from pyroute2.netns import popns, pushns
 
-from agent.proxy import NodeFacts, Proxier, build_plan, plan_service
+from agent.proxy import ApplyError, NodeFacts, Proxier, build_plan, nftables, plan_service
 from agent.proxy.apply import Mode
 from agent.proxy.conntrack import delete_flows
 
@@ -38,7 +40,9 @@ WEB, EMPTY, STICKY, SELF, UDP = "10.96.0.10", "10.96.0.11", "10.96.0.12", "10.96
 NODE_PORT = 30080
 UDP_LOCAL_PORT, UDP_CLUSTER_PORT = 30053, 30054
 CLIENT_IP = "192.168.49.10"  # a host outside the cluster, on the node network
-FACTS = NodeFacts("node-a")
+OUTSIDER_IP = "192.168.49.11"  # the same host's second address: outside the source ranges
+LB_IP, GUARDED_NODE_PORT = "192.168.49.200", 30081
+FACTS = NodeFacts("node-a", ips=(NODE_IP,))
 Obj = dict[str, Any]
 
 
@@ -89,6 +93,17 @@ SERVICES = [
     service("udp", UDP, ports=[{"port": 53, "protocol": "UDP"}]),
     udp_node_port("udp-local", "10.96.0.15", UDP_LOCAL_PORT, "Local"),
     udp_node_port("udp-cluster", "10.96.0.16", UDP_CLUSTER_PORT, "Cluster"),
+    {
+        **service(
+            "guarded",
+            "10.96.0.17",
+            type="LoadBalancer",
+            ports=[{"port": 80, "nodePort": GUARDED_NODE_PORT}],
+            # the node's own IP is in a range: the node itself may use the LB IP too
+            loadBalancerSourceRanges=[f"{CLIENT_IP}/32", f"{NODE_IP}/32"],
+        ),
+        "status": {"loadBalancer": {"ingress": [{"ip": LB_IP}]}},
+    },
 ]
 SLICES = [
     endpoint_slice("web", ["p1", "p2", "p3"]),
@@ -97,6 +112,7 @@ SLICES = [
     udp_slice(["p1", "p2"]),
     udp_slice(["p1"], "udp-local"),
     udp_slice(["p1"], "udp-cluster"),
+    endpoint_slice("guarded", ["p1", "p2", "p3"]),
 ]
 # every pod also answers UDP datagrams on :5353 with its name and the sender's address
 UDP_SERVER = """
@@ -127,9 +143,13 @@ def inside(netns: str) -> Iterator[None]:
         popns()
 
 
-def get(netns: str, ip: str, port: int = 80) -> str:
-    """One HTTP request from inside `netns`; the body (the answering pod's name)."""
-    with inside(netns), socket.create_connection((ip, port), timeout=3) as conn:
+def get(netns: str, ip: str, port: int = 80, source: str = "", timeout: float = 3) -> str:
+    """One HTTP request from inside `netns` (from address `source`, when given); the
+    body (the answering pod's name)."""
+    with (
+        inside(netns),
+        socket.create_connection((ip, port), timeout, (source, 0) if source else None) as conn,
+    ):
         conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
         reply = b""
         while chunk := conn.recv(4096):
@@ -173,8 +193,10 @@ def build_topology(
     # the node's uplink, to a client netns standing for the rest of the node network
     sh(*n, "link", "add", "mkpy-node0", "type", "veth", "peer", "name", "eth0", "netns", client)
     sh(*n, "addr", "add", f"{NODE_IP}/24", "dev", "mkpy-node0")
+    sh(*n, "addr", "add", f"{LB_IP}/32", "dev", "mkpy-node0")
     sh(*n, "link", "set", "mkpy-node0", "up")
     sh("ip", "-n", client, "addr", "add", f"{CLIENT_IP}/24", "dev", "eth0")
+    sh("ip", "-n", client, "addr", "add", f"{OUTSIDER_IP}/24", "dev", "eth0")
     sh("ip", "-n", client, "link", "set", "eth0", "up")
     sh(*n, "route", "add", "10.96.0.0/16", "dev", "mkpy-node0")
     sh("ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
@@ -222,6 +244,7 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                 assert time.monotonic() < deadline, "busybox httpd did not start"
                 time.sleep(0.05)
         yield Lab(node, client, pods, proxier, servers)
+        proxier.close()
     finally:
         for server in servers:
             server.terminate()
@@ -274,7 +297,7 @@ def test_flushed_rules_are_drift_and_a_resync_repairs_them(lab: Lab) -> None:
     assert not lab.proxier.drifted()
     assert lab.proxier.resync() is None
     if lab.proxier.mode == "nftables":
-        sh("ip", "netns", "exec", lab.node, "nft", "flush", "table", "ip", "mkpy-proxy")
+        sh("ip", "netns", "exec", lab.node, "nft", "flush", "table", "ip", nftables.TABLES[0])
     else:
         sh("ip", "netns", "exec", lab.node, "iptables", "-t", "nat", "-F", "MKPY-SERVICES")
     assert lab.proxier.drifted()
@@ -311,6 +334,27 @@ def test_external_traffic_policy_local_keeps_the_client_address(lab: Lab) -> Non
     assert ask_udp(lab.client, NODE_IP, UDP_CLUSTER_PORT) == "p1 10.244.1.1"
 
 
+def test_load_balancer_source_ranges_guard_only_the_load_balancer_ip(lab: Lab) -> None:
+    assert get(lab.client, LB_IP, source=CLIENT_IP) in PODS
+    with pytest.raises(TimeoutError):  # dropped, not refused
+        get(lab.client, LB_IP, source=OUTSIDER_IP, timeout=1)
+    # the NodePort of the same Service is not restricted, as in Kubernetes
+    assert get(lab.client, NODE_IP, GUARDED_NODE_PORT, source=OUTSIDER_IP) in PODS
+    # the node connects to the LB IP it holds from that IP: let through (kube-proxy's
+    # allowFromNode, since a range holds the node's IP)
+    assert get(lab.node, LB_IP) in PODS
+
+
+def test_a_refused_sync_leaves_the_rules_whole_and_schedules_a_full_one(lab: Lab) -> None:
+    web = plan_service(SERVICES[0], [SLICES[0]], FACTS)
+    broken = tuple(dataclasses.replace(sp, cluster_ip="10.96.0.300") for sp in web)
+    with pytest.raises(ApplyError):
+        lab.proxier.sync({"default/web": broken})
+    assert answers(lab.node, WEB) == {"p1", "p2", "p3"}
+    assert lab.proxier.sync({}).full
+    assert not lab.proxier.drifted()
+
+
 def test_conntrack_deletion_in_the_node_namespace(lab: Lab) -> None:
     """Deleting flows that do not exist is not an error; a bad argument is."""
     delete_flows([["-D", "-p", "udp", "--orig-dst", "10.96.0.99"]], lab.node)
@@ -334,4 +378,5 @@ def test_switching_modes_removes_the_other_modes_rules(lab: Lab) -> None:
     assert rules_present() == {lab.proxier.mode: False, other: True}
     assert answers(lab.node, WEB) == {"p1", "p2", "p3"}
     switched.remove()
+    switched.close()
     assert rules_present() == {"nftables": False, "iptables": False}

@@ -431,3 +431,30 @@ def test_load_balancer_moves_when_its_node_is_deleted(svc_lab: ServicesLab) -> N
     assert answer.split()[0] in {p["metadata"]["name"] for p in svc_lab.pods("web")}
     print(f"[{svc_lab.mode}] LoadBalancer took over in {took:.2f}s; programming latencies "
           f"{sorted(round(x, 3) for x in LATENCIES.get(svc_lab.mode, []))}")  # fmt: skip
+
+
+def test_network_programming_latency_of_new_services(svc_lab: ServicesLab) -> None:
+    """Programming latency without pod start or termination in it: each new NodePort
+    Service selects the already ready `web` pods, so its EndpointSlice is ready as it
+    appears; measured from the slice showing in the API to the host connecting."""
+    target_ip = svc_lab.node_ip(svc_lab.names[0])
+    latencies = []
+    for i in range(10):
+        name = f"probe-{i}"
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name},
+            "spec": {
+                "type": "NodePort",
+                "selector": {"app": "web"},
+                "ports": [{"port": 80, "targetPort": 8080}],
+            },
+        }
+        apply_retrying_eof(svc_lab, manifest)
+        target = (target_ip, node_port(svc_lab, name))
+        latencies.append(asyncio.run(_programming_latency(svc_lab, name, target, True)))
+        svc_lab.kubectl("delete", "service", "-n", NS, name)
+    samples = sorted(round(x, 3) for x in latencies)
+    print(f"[{svc_lab.mode}] new Service programming latencies {samples}")
+    assert max(latencies) < 1.0

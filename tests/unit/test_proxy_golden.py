@@ -13,11 +13,13 @@ import yaml
 
 from agent.proxy.iptables import render_iptables, render_iptables_partial, render_iptables_removal
 from agent.proxy.model import NodeFacts, build_plan, plan_service
-from agent.proxy.nftables import render_nftables, render_nftables_partial
+from agent.proxy.nftables import render_nftables, render_nftables_partial, shard_table
 
 GOLDEN = Path(__file__).parent / "golden/proxy"
 FIXTURE = yaml.safe_load((GOLDEN / "fixture.yaml").read_text())
-NODE = NodeFacts(FIXTURE["node"]["name"], FIXTURE["node"]["clusterCIDR"])
+NODE = NodeFacts(
+    FIXTURE["node"]["name"], FIXTURE["node"]["clusterCIDR"], tuple(FIXTURE["node"]["ips"])
+)
 SERVICES, SLICES = FIXTURE["services"], FIXTURE["endpointslices"]
 
 
@@ -74,7 +76,7 @@ def test_services_without_rules_leave_no_trace(render: Callable[..., str]) -> No
 def test_nftables_partial_touches_only_the_changed_services() -> None:
     text = render_nftables_partial(*partial_change(), NODE)
     assert "default/np/" not in text and "default/lb-local/" not in text
-    assert "delete chain ip mkpy-proxy service-" in text  # sticky's chain goes
+    assert f"delete chain ip {shard_table('default/sticky')} service-" in text  # sticky's goes
     assert "10.96.0.30 . tcp . 80 : goto service-" in text  # new one is dispatched
     assert "10.96.0.20 . tcp . 80 : goto reject-chain" in text  # web now rejects
 

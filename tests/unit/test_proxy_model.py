@@ -8,7 +8,9 @@ import yaml
 from agent.proxy.model import Endpoint, NodeFacts, Plan, ServicePort, build_plan, plan_service
 
 FIXTURE = yaml.safe_load((Path(__file__).parent / "golden/proxy/fixture.yaml").read_text())
-NODE = NodeFacts(FIXTURE["node"]["name"], FIXTURE["node"]["clusterCIDR"])
+NODE = NodeFacts(
+    FIXTURE["node"]["name"], FIXTURE["node"]["clusterCIDR"], tuple(FIXTURE["node"]["ips"])
+)
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +117,30 @@ def test_load_balancer_ingress_in_proxy_mode_is_not_captured() -> None:
         },
     }
     assert plan_service(service, [], NODE)[0].load_balancer_ips == ("192.168.49.211",)
+
+
+def test_source_ranges_are_normalized_and_the_annotation_is_the_fallback(plan: Plan) -> None:
+    assert port(plan, "lb-fw").load_balancer_source_ranges == ("192.168.49.0/24", "203.0.113.7/32")
+    # the field is empty: the annotation counts, its invalid entry is ignored
+    assert port(plan, "lb-fw-annotation").load_balancer_source_ranges == ("198.51.100.0/24",)
+    assert port(plan, "lb-fw").uses_firewall and port(plan, "lb-fw-annotation").uses_firewall
+
+
+def test_source_ranges_restrict_only_load_balancer_ips() -> None:
+    spec = {"clusterIP": "10.96.0.40", "ports": [{"port": 80, "nodePort": 30090}]}
+    spec["loadBalancerSourceRanges"] = ["10.0.0.0/8"]
+    for kind, status in [("NodePort", {}), ("LoadBalancer", {"loadBalancer": {"ingress": []}})]:
+        service = {"metadata": {"name": "s", "namespace": "default"}, "spec": dict(spec, type=kind)}
+        (sp,) = plan_service(dict(service, status=status), [], NODE)
+        assert not sp.uses_firewall and sp.load_balancer_source_ranges == ()
+
+
+def test_a_range_holding_a_node_ip_lets_the_load_balancer_ips_through(plan: Plan) -> None:
+    lb_fw = port(plan, "lb-fw")  # 192.168.49.0/24 holds the node's 192.168.49.2
+    assert lb_fw.firewall_sources(NODE) == (
+        "192.168.49.0/24",
+        "203.0.113.7/32",
+        "192.168.49.202/32",
+    )
+    elsewhere = NodeFacts("node-a", ips=("172.16.0.5",))
+    assert lb_fw.firewall_sources(elsewhere) == ("192.168.49.0/24", "203.0.113.7/32")

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from agent.proxy import iptables, nftables
 from agent.proxy.model import NodeFacts, build_plan
 
-NODE = NodeFacts("node-a")
+NODE = NodeFacts("node-a", ips=("192.168.49.2",))
 Obj = dict[str, Any]
 KERNEL = settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -64,6 +64,10 @@ def clusters(draw: st.DrawFn) -> tuple[list[Obj], list[Obj]]:
         service: Obj = {"metadata": {"name": f"svc-{i}", "namespace": "default"}, "spec": spec}
         if kind == "LoadBalancer":
             service["status"] = {"loadBalancer": {"ingress": [{"ip": f"192.168.49.{200 + i}"}]}}
+            # overlapping ranges, with and without the node's IP
+            spec["loadBalancerSourceRanges"] = draw(
+                st.sampled_from([[], ["203.0.113.0/24"], ["192.168.0.0/16", "192.168.49.7/32"]])
+            )
         services.append(service)
         for k in range(draw(st.integers(0, 2))):
             endpoints = [
@@ -143,11 +147,12 @@ def test_every_service_with_ready_endpoints_is_dispatched(
 @settings(max_examples=100, deadline=None)
 def test_no_chain_refers_to_an_undefined_chain(cluster: tuple[list[Obj], list[Obj]]) -> None:
     nft, ipt = render_both(*cluster)
-    defined = set(re.findall(r"^add chain ip mkpy-proxy (\S+)", nft, re.M))
-    assert set(re.findall(r"(?:goto|jump) ([\w./-]+)", nft)) <= defined
-    assert set(re.findall(r"@([\w./-]+)", nft)) <= defined | set(
-        re.findall(r"^add (?:set|map) ip mkpy-proxy (\S+)", nft, re.M)
-    )
+    chains = set(re.findall(r"^add chain ip (\S+) (\S+)", nft, re.M))
+    sets = set(re.findall(r"^add (?:set|map) ip (\S+) (\S+)", nft, re.M))
+    for table, body in re.findall(r"^add \w+ ip (\S+) \S+ (.*)$", nft, re.M):
+        # jumps, gotos and set references stay inside the table that holds them
+        assert {(table, c) for c in re.findall(r"(?:goto|jump) ([\w./-]+)", body)} <= chains
+        assert {(table, n) for n in re.findall(r"@([\w./-]+)", body)} <= sets
     defined_ipt = set(re.findall(r"^:(\S+)", ipt, re.M))
     assert set(re.findall(r"-j (MKPY-\S+)", ipt)) <= defined_ipt
 
@@ -204,20 +209,22 @@ def test_kernel_accepts_every_rendered_script(
 
 def nft_state(netns: str) -> dict[str, list[str]]:
     """Chains with their rules and maps with their elements, handles left out."""
-    listing = json.loads(
-        run(["ip", "netns", "exec", netns, "nft", "-j", "list", "table", "ip", nftables.TABLE])
-    )
+    listing = json.loads(run(["ip", "netns", "exec", netns, "nft", "-j", "list", "ruleset"]))
     state: dict[str, list[str]] = {}
     for item in listing["nftables"]:
-        if "chain" in item:
-            state.setdefault(f"chain {item['chain']['name']}", [])
-        elif "rule" in item:
-            state.setdefault(f"chain {item['rule']['chain']}", []).append(
-                json.dumps(item["rule"]["expr"])
+        kind = next((k for k in ("chain", "rule", "map", "set") if k in item), "")
+        body = item.get(kind, {})
+        if body.get("table") not in nftables.TABLES:
+            continue
+        if kind == "chain":
+            state.setdefault(f"chain {body['table']} {body['name']}", [])
+        elif kind == "rule":
+            state.setdefault(f"chain {body['table']} {body['chain']}", []).append(
+                json.dumps(body["expr"])
             )
-        elif "map" in item or "set" in item:
-            body = item.get("map") or item["set"]
-            state[f"set {body['name']}"] = sorted(json.dumps(e) for e in body.get("elem", []))
+        elif kind:
+            elements = sorted(json.dumps(e) for e in body.get("elem", []))
+            state[f"set {body['table']} {body['name']}"] = elements
     return state
 
 
