@@ -4,10 +4,15 @@ An `Informer` lists a resource, then watches from the list's resourceVersion, re
 from the last version it saw when a watch ends and relisting when the server answers
 410 Expired; its cache is a dict by `namespace/name`. Handlers get (type, new, old) for
 every change, including the synthetic ones a relist discovers, so consumers stay
-level-triggered: they enqueue keys and reconcile from the cache.
+level-triggered: they enqueue keys and reconcile from the cache. Named indexes (as
+client-go's Indexer) keep the cache grouped by a derived value, such as pods by
+namespace or by owner uid, so a consumer finds a group without a pass over the cache;
+they are updated before handlers run, so a handler sees them current.
 
 `WorkQueue` de-duplicates keys and never hands one key to two workers at once; a key
-re-added while it is being processed is processed again afterwards.
+re-added while it is being processed is processed again afterwards. Delayed adds
+coalesce per key: a key already waiting keeps the earlier of its two times, so a burst
+of events for one key within a batch period costs one reconcile.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 import aiohttp
@@ -26,6 +31,7 @@ from minikube_py.client import ApiException, Client
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, Obj, Obj | None], None]
+IndexFunc = Callable[[Obj], Iterable[str]]
 
 
 def key_of(obj: Obj) -> str:
@@ -51,10 +57,48 @@ class Informer:
         self.cache: dict[str, Obj] = {}
         self.synced = asyncio.Event()
         self._handlers: list[Handler] = []
+        self._indexers: dict[str, IndexFunc] = {}
+        self._indices: dict[str, dict[str, dict[str, Obj]]] = {}
         self._task: asyncio.Task[None] | None = None
 
     def add_handler(self, handler: Handler) -> None:
         self._handlers.append(handler)
+
+    def add_index(self, name: str, index: IndexFunc) -> None:
+        """Group the cache by `index(obj)` (values an object is filed under). One
+        function per name: informers are shared, so a second add of a name is a no-op."""
+        if name in self._indexers:
+            return
+        self._indexers[name] = index
+        groups: dict[str, dict[str, Obj]] = {}
+        for key, obj in self.cache.items():
+            for value in index(obj):
+                groups.setdefault(value, {})[key] = obj
+        self._indices[name] = groups
+
+    def by_index(self, name: str, value: str) -> dict[str, Obj]:
+        """The cached objects filed under `value` in index `name`, by key (a live view:
+        copy it before awaiting)."""
+        return self._indices[name].get(value, {})
+
+    def _store(self, key: str, obj: Obj | None, old: Obj | None) -> None:
+        """Put (or, with obj None, drop) one cached object, keeping indexes current."""
+        if obj is None:
+            self.cache.pop(key, None)
+        else:
+            self.cache[key] = obj
+        for name, index in self._indexers.items():
+            groups = self._indices[name]
+            if old is not None:
+                for value in index(old):
+                    group = groups.get(value)
+                    if group is not None:
+                        group.pop(key, None)
+                        if not group:
+                            del groups[value]
+            if obj is not None:
+                for value in index(obj):
+                    groups.setdefault(value, {})[key] = obj
 
     def get(self, key: str) -> Obj | None:
         return self.cache.get(key)
@@ -87,11 +131,11 @@ class Informer:
         fresh = {key_of(o): o for o in listed.get("items", [])}
         for key, old in list(self.cache.items()):
             if key not in fresh:
-                del self.cache[key]
+                self._store(key, None, old)
                 self._emit("DELETED", old, old)
         for key, obj in fresh.items():
             previous = self.cache.get(key)
-            self.cache[key] = obj
+            self._store(key, obj, previous)
             if previous is None:
                 self._emit("ADDED", obj, None)
             elif previous["metadata"].get("resourceVersion") != obj["metadata"].get(
@@ -118,10 +162,10 @@ class Informer:
                     key = key_of(obj)
                     old = self.cache.get(key)
                     if kind == "DELETED":
-                        self.cache.pop(key, None)
+                        self._store(key, None, old)
                         self._emit("DELETED", obj, old)
                     else:
-                        self.cache[key] = obj
+                        self._store(key, obj, old)
                         self._emit("ADDED" if old is None else "MODIFIED", obj, old)
             except asyncio.CancelledError:
                 raise
@@ -147,6 +191,7 @@ class WorkQueue(Generic[K]):
         self._queued: set[K] = set()
         self._processing: set[K] = set()
         self._dirty: set[K] = set()
+        self._waiting: dict[K, asyncio.TimerHandle] = {}
 
     def add(self, key: K) -> None:
         if key in self._processing:
@@ -156,7 +201,18 @@ class WorkQueue(Generic[K]):
             self._queue.put_nowait(key)
 
     def add_after(self, key: K, delay: float) -> None:
-        asyncio.get_running_loop().call_later(delay, self.add, key)
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay
+        waiting = self._waiting.get(key)
+        if waiting is not None:
+            if waiting.when() <= when:
+                return
+            waiting.cancel()
+        self._waiting[key] = loop.call_at(when, self._add_waiting, key)
+
+    def _add_waiting(self, key: K) -> None:
+        del self._waiting[key]
+        self.add(key)
 
     def __len__(self) -> int:
         return len(self._queued)

@@ -49,6 +49,19 @@ def controller_of(obj: Obj) -> Obj | None:
     return None
 
 
+CONTROLLER_UID = "controller-uid"  # informer index: objects by their controller's uid
+ORPHANS = "orphans"  # informer index: objects without a controller, by namespace
+
+
+def controller_uid(obj: Obj) -> list[str]:
+    ref = controller_of(obj)
+    return [ref["uid"]] if ref and ref.get("uid") else []
+
+
+def orphan_namespace(obj: Obj) -> list[str]:
+    return [] if controller_of(obj) else [obj["metadata"].get("namespace", "")]
+
+
 def owner_ref(owner: Obj, block: bool = True) -> Obj:
     return {
         "apiVersion": owner["apiVersion"],
@@ -68,8 +81,10 @@ def condition(obj: Obj, kind: str) -> Obj | None:
 
 
 def pod_ready(pod: Obj) -> bool:
-    c = condition(pod, "Ready")
-    return bool(c and c.get("status") == "True")
+    for c in pod.get("status", {}).get("conditions") or []:  # hot: no copy
+        if c.get("type") == "Ready":
+            return bool(c.get("status") == "True")
+    return False
 
 
 def pod_active(pod: Obj) -> bool:

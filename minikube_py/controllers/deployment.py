@@ -4,9 +4,18 @@ Pure core: `template_hash` (the `pod-template-hash` label: FNV-32a of the templa
 kube-safe-encoded), `resolve_fenceposts` (maxSurge rounds up, maxUnavailable down, both
 0 means 1 unavailable), `rolling_step` (one step of RollingUpdate: scale the new
 ReplicaSet up within maxSurge, else scale old ones down - unhealthy first, then
-oldest first - within maxUnavailable), `recreate_step`, and `deployment_status`
-(counts plus the Available and Progressing conditions `kubectl rollout status`
-reads). The new ReplicaSet is the one whose hash matches the current template, so
+oldest first - within maxUnavailable), `recreate_step`, and `rollout_status` (counts
+plus the Available and Progressing conditions `kubectl rollout status` reads, with
+kube's reasons and times: NewReplicaSetCreated / FoundNewReplicaSet when a rollout
+starts, ReplicaSetUpdated with a fresh lastUpdateTime whenever it progresses,
+NewReplicaSetAvailable when complete, and Progressing=False with
+ProgressDeadlineExceeded once it has shown no progress for
+`spec.progressDeadlineSeconds`; lastTransitionTime moves only with the status).
+Availability honours `spec.minReadySeconds` through the ReplicaSets' counts. A
+rollout without progress is rechecked when its deadline falls due
+(`recheck_progress_in`), so the deadline needs no other event. A paused Deployment
+starts no new ReplicaSet and shows DeploymentPaused / DeploymentResumed.
+The new ReplicaSet is the one whose hash matches the current template, so
 `rollout undo` (which copies an old ReplicaSet's template back) revives that one with
 the next revision. Every step is recomputed from the caches, so a restart mid-rollout
 simply continues.
@@ -18,18 +27,21 @@ import copy
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from minikube_py.api.types import Obj
 from minikube_py.controllers.common import (
+    CONTROLLER_UID,
     Controller,
     controller_of,
+    controller_uid,
     ignore_missing,
     key_of,
-    now_rfc3339,
     owner_ref,
-    set_condition,
+    parse_time,
 )
 
 log = logging.getLogger(__name__)
@@ -38,6 +50,7 @@ REVISION = "deployment.kubernetes.io/revision"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 HASH_LABEL = "pod-template-hash"
+DEADLINE_MARGIN = 0.05  # past the deadline, so the recheck finds it exceeded
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -136,9 +149,60 @@ def recreate_step(replicas: int, new: RS, olds: list[RS]) -> dict[str, int]:
     return {new.name: replicas} if new.spec != replicas else {}
 
 
-def deployment_status(deploy: Obj, new: Obj | None, olds: list[Obj], created: bool) -> Obj:
-    spec = deploy["spec"]
-    replicas = int(spec.get("replicas", 1))
+# Progressing condition reasons, as kube's deployment util names them
+NEW_RS_CREATED = "NewReplicaSetCreated"
+FOUND_NEW_RS = "FoundNewReplicaSet"
+RS_UPDATED = "ReplicaSetUpdated"
+NEW_RS_AVAILABLE = "NewReplicaSetAvailable"
+TIMED_OUT = "ProgressDeadlineExceeded"
+PAUSED = "DeploymentPaused"
+RESUMED = "DeploymentResumed"
+
+
+def max_unavailable(deploy: Obj) -> int:
+    """As kube: 0 for Recreate or no replicas, never above the replicas."""
+    replicas = int(deploy["spec"].get("replicas", 1))
+    if (deploy["spec"].get("strategy") or {}).get("type") == "Recreate" or replicas == 0:
+        return 0
+    return min(resolve_fenceposts(deploy)[1], replicas)
+
+
+def progress_deadline(deploy: Obj) -> int | None:
+    """spec.progressDeadlineSeconds (default 600); None when unset to the max int32,
+    which kube reads as no deadline."""
+    value = int(deploy["spec"].get("progressDeadlineSeconds", 600))
+    return None if value == 2**31 - 1 else value
+
+
+def set_deployment_condition(
+    status: Obj, type_: str, value: str, reason: str, message: str, now: str
+) -> None:
+    """kube's SetDeploymentCondition: no change when status and reason are the same;
+    lastTransitionTime kept when only the reason changes; lastUpdateTime is now."""
+    conds = list(status.get("conditions") or [])
+    current = next((c for c in conds if c.get("type") == type_), None)
+    if current is not None and (current.get("status"), current.get("reason")) == (value, reason):
+        return
+    since = current["lastTransitionTime"] if current and current.get("status") == value else now
+    status["conditions"] = [c for c in conds if c.get("type") != type_] + [
+        {
+            "type": type_,
+            "status": value,
+            "lastUpdateTime": now,
+            "lastTransitionTime": since,
+            "reason": reason,
+            "message": message,
+        }
+    ]
+
+
+def _progressing(status: Obj) -> Obj | None:
+    return next((c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), None)
+
+
+def calculate_status(deploy: Obj, new: Obj | None, olds: list[Obj], now: str) -> Obj:
+    """Counts from the ReplicaSets, the old conditions, and Available."""
+    replicas = int(deploy["spec"].get("replicas", 1))
     every = [r for r in [new, *olds] if r is not None]
 
     def st(rs: Obj, k: str) -> int:
@@ -156,53 +220,169 @@ def deployment_status(deploy: Obj, new: Obj | None, olds: list[Obj], created: bo
     for k in list(status):
         if status[k] == 0 and k != "observedGeneration":
             del status[k]  # kube omits zero counts
-    _, unavailable = resolve_fenceposts(deploy)
-    now = now_rfc3339()
-    old_conds = list((deploy.get("status") or {}).get("conditions") or [])
-    if status.get("availableReplicas", 0) >= replicas - unavailable:
-        avail = ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
+    old = deploy.get("status") or {}
+    if old.get("collisionCount"):
+        status["collisionCount"] = old["collisionCount"]
+    status["conditions"] = [dict(c) for c in old.get("conditions") or []]
+    if status.get("availableReplicas", 0) >= replicas - max_unavailable(deploy):
+        set_deployment_condition(
+            status,
+            "Available",
+            "True",
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.",
+            now,
+        )
     else:
-        avail = (
+        set_deployment_condition(
+            status,
+            "Available",
             "False",
             "MinimumReplicasUnavailable",
             "Deployment does not have minimum availability.",
+            now,
         )
-    name = new["metadata"]["name"] if new else ""
-    complete = (
-        new is not None
-        and status.get("updatedReplicas", 0) == replicas
+    return status
+
+
+def deployment_complete(deploy: Obj, status: Obj) -> bool:
+    replicas = int(deploy["spec"].get("replicas", 1))
+    return (
+        status.get("updatedReplicas", 0) == replicas
         and status.get("replicas", 0) == replicas
         and status.get("availableReplicas", 0) == replicas
+        and status.get("observedGeneration", 0) >= deploy["metadata"].get("generation", 1)
     )
-    if complete:
-        prog = (
-            "True",
-            "NewReplicaSetAvailable",
-            f'ReplicaSet "{name}" has successfully progressed.',
+
+
+def deployment_progressing(deploy: Obj, status: Obj) -> bool:
+    """Progress since the last status: more updated, ready or available pods, or fewer
+    old ones."""
+    old = deploy.get("status") or {}
+
+    def n(s: Obj, k: str) -> int:
+        return int(s.get(k) or 0)
+
+    return (
+        n(status, "updatedReplicas") > n(old, "updatedReplicas")
+        or n(status, "replicas") - n(status, "updatedReplicas")
+        < n(old, "replicas") - n(old, "updatedReplicas")
+        or n(status, "readyReplicas") > n(old, "readyReplicas")
+        or n(status, "availableReplicas") > n(old, "availableReplicas")
+    )
+
+
+def deployment_timed_out(deploy: Obj, status: Obj, now: float) -> bool:
+    """No progress reported for progressDeadlineSeconds since the Progressing
+    condition's lastUpdateTime."""
+    deadline = progress_deadline(deploy)
+    cond = _progressing(status)
+    if deadline is None or cond is None or cond.get("reason") == NEW_RS_AVAILABLE:
+        return False
+    if cond.get("reason") == TIMED_OUT:
+        return True
+    since = parse_time(cond.get("lastUpdateTime"))
+    return since is not None and since + deadline < now
+
+
+def rollout_status(
+    deploy: Obj, new: Obj | None, olds: list[Obj], now: float, created: bool = False
+) -> Obj:
+    """The Deployment's next status, as kube's sync: the rollout's first condition
+    (NewReplicaSetCreated, FoundNewReplicaSet, or paused/resumed), then counts,
+    Available, and, unless paused or already complete, whether the rollout completed
+    (NewReplicaSetAvailable), progressed (ReplicaSetUpdated, lastUpdateTime now) or
+    made no progress for the deadline (Progressing=False, ProgressDeadlineExceeded)."""
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    deadline = progress_deadline(deploy)
+    name = new["metadata"]["name"] if new else ""
+    base = copy.deepcopy(deploy.get("status") or {})
+    current = _progressing(base)
+    paused = bool(deploy["spec"].get("paused"))
+    if deadline is not None and not (current and current.get("reason") == TIMED_OUT):
+        if paused and not (current and current.get("reason") == PAUSED):
+            set_deployment_condition(
+                base, "Progressing", "Unknown", PAUSED, "Deployment is paused", stamp
+            )
+        elif not paused and current and current.get("reason") == PAUSED:
+            set_deployment_condition(
+                base, "Progressing", "Unknown", RESUMED, "Deployment is resumed", stamp
+            )
+    if created:
+        set_deployment_condition(
+            base, "Progressing", "True", NEW_RS_CREATED, f'Created new replica set "{name}"', stamp
         )
-    elif created:
-        prog = ("True", "NewReplicaSetCreated", f'Created new replica set "{name}"')
-    else:
-        prog = ("True", "ReplicaSetUpdated", f'ReplicaSet "{name}" is progressing.')
-    conds = old_conds
-    for type_, (s, reason, msg) in (("Available", avail), ("Progressing", prog)):
-        prev: Obj = next((c for c in old_conds if c.get("type") == type_), {})
-        same = (prev.get("status"), prev.get("reason"), prev.get("message")) == (s, reason, msg)
-        conds = set_condition(
-            conds,
-            {
-                "type": type_,
-                "status": s,
-                "reason": reason,
-                "message": msg,
-                "lastUpdateTime": prev.get("lastUpdateTime", now) if same else now,
-                "lastTransitionTime": now,
-            },
+    elif new is not None and deadline is not None and _progressing(base) is None:
+        set_deployment_condition(
+            base, "Progressing", "True", FOUND_NEW_RS, f'Found new replica set "{name}"', stamp
         )
-    status["conditions"] = sorted(conds, key=lambda c: c["type"] != "Available")
-    if (deploy.get("status") or {}).get("collisionCount"):
-        status["collisionCount"] = deploy["status"]["collisionCount"]
+    deploy = {**deploy, "status": base}
+    status = calculate_status(deploy, new, olds, stamp)
+    if deadline is None:
+        status["conditions"] = [c for c in status["conditions"] if c["type"] != "Progressing"]
+    current = _progressing(base)
+    complete_before = (
+        status.get("replicas", 0) == status.get("updatedReplicas", 0)
+        and current is not None
+        and current.get("reason") == NEW_RS_AVAILABLE
+    )
+    if deadline is not None and not paused and not complete_before:
+        subject = f'ReplicaSet "{name}"' if new else f'Deployment "{deploy["metadata"]["name"]}"'
+        if deployment_complete(deploy, status):
+            set_deployment_condition(
+                status,
+                "Progressing",
+                "True",
+                NEW_RS_AVAILABLE,
+                f"{subject} has successfully progressed.",
+                stamp,
+            )
+        elif deployment_progressing(deploy, status):
+            since = (
+                current["lastTransitionTime"] if current and current["status"] == "True" else stamp
+            )
+            status["conditions"] = [
+                c for c in status["conditions"] if c["type"] != "Progressing"
+            ] + [
+                {
+                    "type": "Progressing",
+                    "status": "True",
+                    "lastUpdateTime": stamp,
+                    "lastTransitionTime": since,
+                    "reason": RS_UPDATED,
+                    "message": f"{subject} is progressing.",
+                }
+            ]
+        elif deployment_timed_out(deploy, status, now):
+            set_deployment_condition(
+                status,
+                "Progressing",
+                "False",
+                TIMED_OUT,
+                f"{subject} has timed out progressing.",
+                stamp,
+            )
+    status["conditions"].sort(key=lambda c: c["type"] != "Available")
     return status
+
+
+def recheck_progress_in(deploy: Obj, now: float) -> float | None:
+    """Seconds until a rollout that shows no progress reaches its deadline (kube's
+    requeueStuckDeployment), for a Deployment whose status is current; None when there
+    is nothing to wait for."""
+    deadline = progress_deadline(deploy)
+    status = deploy.get("status") or {}
+    cond = _progressing(status)
+    if (
+        deadline is None
+        or deploy["spec"].get("paused")
+        or cond is None
+        or cond.get("reason") in (TIMED_OUT, NEW_RS_AVAILABLE)
+        or deployment_complete(deploy, status)
+    ):
+        return None
+    since = parse_time(cond.get("lastUpdateTime"))
+    return None if since is None else max(since + deadline - now, 0.0)
 
 
 def new_replicaset(deploy: Obj, rev: int, replicas: int) -> Obj:
@@ -245,6 +425,8 @@ class DeploymentController(Controller):
         self.deploys = self.informers["Deployment"]
         self.rss = self.informers["ReplicaSet"]
         self.pods = self.informers["Pod"]
+        self.rss.add_index(CONTROLLER_UID, controller_uid)
+        self.pods.add_index(CONTROLLER_UID, controller_uid)
         self.deploys.add_handler(lambda t, o, _: self.enqueue(key_of(o)))
         self.rss.add_handler(lambda t, o, _: self._enqueue_owner(o, "Deployment"))
         self.pods.add_handler(self._on_pod)
@@ -268,25 +450,18 @@ class DeploymentController(Controller):
             self.enqueue(key)
 
     def _pods_of(self, rs: Obj) -> int:
-        uid, ns = rs["metadata"]["uid"], rs["metadata"]["namespace"]
         return sum(
             1
-            for p in self.pods.cache.values()
-            if p["metadata"]["namespace"] == ns
-            and (controller_of(p) or {}).get("uid") == uid
-            and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
+            for p in self.pods.by_index(CONTROLLER_UID, rs["metadata"]["uid"]).values()
+            if p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
         )
 
     async def reconcile(self, key: str) -> None:
         d = self.deploys.get(key)
         if d is None or d["metadata"].get("deletionTimestamp"):
             return
-        ns, uid = d["metadata"]["namespace"], d["metadata"]["uid"]
-        owned = [
-            r
-            for r in self.rss.cache.values()
-            if r["metadata"]["namespace"] == ns and (controller_of(r) or {}).get("uid") == uid
-        ]
+        ns = d["metadata"]["namespace"]
+        owned = list(self.rss.by_index(CONTROLLER_UID, d["metadata"]["uid"]).values())
         h = template_hash(
             d["spec"]["template"], int((d.get("status") or {}).get("collisionCount") or 0)
         )
@@ -304,8 +479,9 @@ class DeploymentController(Controller):
         max_old = max((revision(r) for r in olds), default=0)
         replicas = int(d["spec"].get("replicas", 1))
         recreate = (d["spec"].get("strategy") or {}).get("type") == "Recreate"
+        paused = bool(d["spec"].get("paused"))
         created = False
-        if new is None:
+        if new is None and not paused:  # a paused Deployment starts no rollout
             first = replicas if not any(int(o["spec"].get("replicas", 0)) for o in olds) else 0
             if recreate and any(self._pods_of(o) for o in olds):
                 first = 0
@@ -317,27 +493,34 @@ class DeploymentController(Controller):
                 "ScalingReplicaSet",
                 f"Scaled up replica set {body['metadata']['name']} from 0 to {first}",
             )
-        elif revision(new) <= max_old:
-            new = await self.client.patch(
-                "ReplicaSet",
-                new["metadata"]["name"],
-                {"metadata": {"annotations": {REVISION: str(max_old + 1)}}},
-                ns,
-            )
-        rev = str(revision(new))
-        if (d["metadata"].get("annotations") or {}).get(REVISION) != rev:
+        elif new is not None:
+            patch: Obj = {}
+            if revision(new) <= max_old:
+                patch["metadata"] = {"annotations": {REVISION: str(max_old + 1)}}
+            min_ready = int(d["spec"].get("minReadySeconds") or 0)
+            if int(new["spec"].get("minReadySeconds") or 0) != min_ready:
+                patch["spec"] = {"minReadySeconds": min_ready}
+            if patch:
+                new = await self.client.patch("ReplicaSet", new["metadata"]["name"], patch, ns)
+        rev = str(revision(new)) if new is not None else None
+        if rev is not None and (d["metadata"].get("annotations") or {}).get(REVISION) != rev:
             d = await self.client.patch(
                 "Deployment",
                 d["metadata"]["name"],
                 {"metadata": {"annotations": {REVISION: rev}}},
                 ns,
             )
-        if not d["spec"].get("paused") and not created:
+        if new is not None and not paused and not created:
             await self._scale(d, new, olds, recreate)
         await self._cleanup(d, olds)
-        status = deployment_status(d, new, olds, created)
-        if _status_changed(d.get("status") or {}, status):
+        now = time.time()
+        status = rollout_status(d, new, olds, now, created)
+        if status != (d.get("status") or {}):
             await ignore_missing(self.client.update_status({**d, "status": status}))
+            return  # its own update event brings the Deployment back
+        wait = recheck_progress_in(d, now)
+        if wait is not None:
+            self.queue.add_after(key, wait + DEADLINE_MARGIN)
 
     async def _scale(self, d: Obj, new: Obj, olds: list[Obj], recreate: bool) -> None:
         def view(r: Obj) -> RS:
@@ -386,16 +569,3 @@ class DeploymentController(Controller):
             await ignore_missing(
                 self.client.delete("ReplicaSet", o["metadata"]["name"], o["metadata"]["namespace"])
             )
-
-
-def _status_changed(old: Obj, new: Obj) -> bool:
-    def strip(s: Obj) -> Obj:
-        return {
-            **s,
-            "conditions": [
-                {k: v for k, v in c.items() if k not in ("lastUpdateTime", "lastTransitionTime")}
-                for c in s.get("conditions") or []
-            ],
-        }
-
-    return strip(old) != strip(new)

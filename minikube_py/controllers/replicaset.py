@@ -2,12 +2,16 @@
 
 Pure core: `replica_diff` (how many to create, which to delete, ranked the way kube
 ranks them: unassigned before assigned, pending before running, not ready before
-ready, newest first) and `replicaset_status`. Pods are found by their controller
-ownerReference; orphans matching the selector are adopted.
+ready, newest first) and `replicaset_status`. Pods are found through informer indexes:
+by their controller's uid, and orphans (no controller) by namespace; orphans matching
+the selector are adopted.
 
 Expectations (as in kube) keep a lagging informer from causing double work: after
 creating or deleting N pods the controller waits until it has seen those N changes
 (or a timeout passes) before it scales that ReplicaSet again.
+
+A pod counts as available once Ready for longer than `spec.minReadySeconds`; the
+controller requeues the ReplicaSet for the moment the next one crosses that line.
 """
 
 from __future__ import annotations
@@ -21,12 +25,16 @@ from minikube_py.api import labels
 from minikube_py.api.types import Obj
 from minikube_py.client import ApiException
 from minikube_py.controllers.common import (
+    CONTROLLER_UID,
+    ORPHANS,
     Controller,
     condition,
     controller_of,
+    controller_uid,
     ignore_missing,
     key_of,
     monotonic,
+    orphan_namespace,
     owner_ref,
     parse_time,
     pod_active,
@@ -37,6 +45,7 @@ log = logging.getLogger(__name__)
 
 EXPECTATION_TIMEOUT = 30.0
 BURST = 500  # pods created or deleted per reconcile at most
+AVAILABLE_MARGIN = 0.05  # past minReadySeconds, so the recheck counts the pod available
 
 
 class Expectations:
@@ -80,35 +89,68 @@ def replica_diff(replicas: int, active: list[Obj]) -> tuple[int, list[Obj]]:
     return 0, sorted(active, key=_delete_rank)[: min(-diff, BURST)]
 
 
+def _ready_since(pod: Obj) -> float | None:
+    return parse_time((condition(pod, "Ready") or {}).get("lastTransitionTime"))
+
+
 def pod_available(pod: Obj, min_ready_seconds: int, now: float) -> bool:
+    """Ready for longer than minReadySeconds (kube's IsPodAvailable: strictly)."""
     if not pod_ready(pod):
         return False
     if min_ready_seconds <= 0:
         return True
-    since = parse_time((condition(pod, "Ready") or {}).get("lastTransitionTime"))
-    return since is not None and now - since >= min_ready_seconds
+    since = _ready_since(pod)
+    return since is not None and since + min_ready_seconds < now
+
+
+def next_available_in(rs: Obj, active: list[Obj], now: float) -> float | None:
+    """Seconds until the next Ready pod that is not yet available becomes available
+    (None when none will), so status is recomputed then rather than at the next event."""
+    mrs = int(rs["spec"].get("minReadySeconds") or 0)
+    if mrs <= 0:
+        return None
+    waits = [
+        since + mrs - now
+        for p in active
+        if pod_ready(p) and (since := _ready_since(p)) is not None and since + mrs >= now
+    ]
+    return max(min(waits), 0.0) if waits else None
 
 
 def replicaset_status(rs: Obj, active: list[Obj], now: float) -> Obj:
     template_labels = rs["spec"].get("template", {}).get("metadata", {}).get("labels") or {}
     mrs = int(rs["spec"].get("minReadySeconds") or 0)
+    labelled = ready = available = 0
+    for p in active:  # one pass: this runs on every change of any of the pods
+        labelled += template_labels.items() <= (p["metadata"].get("labels") or {}).items()
+        if pod_ready(p):
+            ready += 1
+            available += pod_available(p, mrs, now)
     status: Obj = {
         "replicas": len(active),
-        "fullyLabeledReplicas": sum(
-            1
-            for p in active
-            if all(
-                (p["metadata"].get("labels") or {}).get(k) == v for k, v in template_labels.items()
-            )
-        ),
-        "readyReplicas": sum(1 for p in active if pod_ready(p)),
-        "availableReplicas": sum(1 for p in active if pod_available(p, mrs, now)),
+        "fullyLabeledReplicas": labelled,
+        "readyReplicas": ready,
+        "availableReplicas": available,
         "observedGeneration": rs["metadata"].get("generation", 1),
     }
-    for k in ("conditions",):
-        if rs.get("status", {}).get(k):
-            status[k] = rs["status"][k]
+    if rs.get("status", {}).get("conditions"):
+        status["conditions"] = rs["status"]["conditions"]
     return status
+
+
+_SERVER_SET = ("resourceVersion", "managedFields")
+
+
+def _status_only(new: Obj, old: Obj) -> bool:
+    """Whether an update changed nothing but the status."""
+    if new.get("spec") != old.get("spec"):
+        return False
+    md_new, md_old = new["metadata"], old["metadata"]
+    return all(
+        md_new.get(k) == md_old.get(k)
+        for k in md_new.keys() | md_old.keys()
+        if k not in _SERVER_SET
+    )
 
 
 def pod_from_template(owner: Obj, name_prefix: str) -> Obj:
@@ -137,12 +179,16 @@ class ReplicaSetController(Controller):
         self.rss = self.informers["ReplicaSet"]
         self.pods = self.informers["Pod"]
         self.expectations = Expectations()
+        self.pods.add_index(CONTROLLER_UID, controller_uid)
+        self.pods.add_index(ORPHANS, orphan_namespace)
         self.rss.add_handler(self._on_rs)
         self.pods.add_handler(self._on_pod)
 
     def _on_rs(self, type_: str, rs: Obj, old: Obj | None) -> None:
         if type_ == "DELETED":
             self.expectations.forget(key_of(rs))
+        elif old is not None and _status_only(rs, old):
+            return  # the status this controller wrote coming back: nothing to act on
         self.enqueue(key_of(rs))
 
     def _owner_key(self, pod: Obj) -> str | None:
@@ -189,18 +235,13 @@ class ReplicaSetController(Controller):
 
     def _owned_pods(self, rs: Obj) -> tuple[list[Obj], list[Obj]]:
         """(owned pods, orphans to adopt)."""
-        ns, uid = rs["metadata"]["namespace"], rs["metadata"]["uid"]
         sel = labels.from_label_selector(rs["spec"].get("selector"))
-        owned, orphans = [], []
-        for pod in self.pods.cache.values():
-            if pod["metadata"]["namespace"] != ns:
-                continue
-            ref = controller_of(pod)
-            if ref is None:
-                if labels.matches(sel, pod["metadata"].get("labels")) and pod_active(pod):
-                    orphans.append(pod)
-            elif ref.get("uid") == uid:
-                owned.append(pod)
+        owned = list(self.pods.by_index(CONTROLLER_UID, rs["metadata"]["uid"]).values())
+        orphans = [
+            pod
+            for pod in self.pods.by_index(ORPHANS, rs["metadata"]["namespace"]).values()
+            if labels.matches(sel, pod["metadata"].get("labels")) and pod_active(pod)
+        ]
         return owned, orphans
 
     async def reconcile(self, key: str) -> None:
@@ -263,7 +304,11 @@ class ReplicaSetController(Controller):
         await asyncio.gather(*(one(p) for p in pods))
 
     async def _write_status(self, rs: Obj, active: list[Obj]) -> None:
-        status = replicaset_status(rs, active, time.time())
+        now = time.time()
+        wait = next_available_in(rs, active, now)
+        if wait is not None:
+            self.queue.add_after(key_of(rs), wait + AVAILABLE_MARGIN)
+        status = replicaset_status(rs, active, now)
         if status == rs.get("status"):
             return
         await ignore_missing(self.client.update_status({**rs, "status": status}))

@@ -2,7 +2,7 @@
 ports resolved per pod, ready / not-ready / terminating endpoints,
 publishNotReadyAddresses, hostname+subdomain, nodeName, the slice labels,
 selector-less Services (user Endpoints kept and mirrored) and the `kubernetes`
-Service's slice."""
+Service's slice. Endpoints trail slices by up to the controller's batch period."""
 
 from __future__ import annotations
 
@@ -93,10 +93,13 @@ async def test_endpoints_and_slices_follow_pods(
             )
             assert s["metadata"]["labels"]["team"] == "a"
             assert s["metadata"]["ownerReferences"][0]["kind"] == "Service"
-        ep = await c.get("Endpoints", "web", ns)
-        assert sorted(a["ip"] for s in ep["subsets"] for a in s["addresses"]) == sorted(
-            [ip_a, ip_b]
-        )
+
+        async def both_in_endpoints() -> bool:  # Endpoints follow within the batch period
+            ep = await c.get("Endpoints", "web", ns)
+            ips = sorted(a["ip"] for s in ep.get("subsets") or [] for a in s["addresses"])
+            return ips == sorted([ip_a, ip_b])
+
+        await eventually(both_in_endpoints, what="both addresses in Endpoints")
         out = (await asyncio.to_thread(cp.kubectl, "-n", ns, "get", "endpoints", "web")).stdout
         assert f"{ip_a}:8080" in out and f"{ip_b}:9090" in out
 
@@ -126,8 +129,11 @@ async def test_endpoints_and_slices_follow_pods(
 
         conds = await eventually(a_terminating, what="a terminating")
         assert conds == {"ready": False, "serving": True, "terminating": True}
-        e = await c.get("Endpoints", "web", ns)
-        assert ip_a not in str(e.get("subsets"))
+
+        async def a_left_endpoints() -> bool:
+            return ip_a not in str((await c.get("Endpoints", "web", ns)).get("subsets"))
+
+        await eventually(a_left_endpoints, what="a out of Endpoints")
         await c.delete("Pod", "a", ns, {"gracePeriodSeconds": 0})
         await eventually(lambda: _absent(c, ns, ip_a), what="a gone from slices")
 
@@ -182,3 +188,50 @@ async def test_selectorless_services_and_the_kubernetes_service(
         (ks,) = await eventually(lambda: slices(c, "default", "kubernetes"), what="k8s slice")
         assert ks["endpoints"][0]["addresses"] == [want]
         assert ks["ports"][0]["port"] == api["subsets"][0]["ports"][0]["port"]
+
+
+async def test_a_readiness_flip_rewrites_one_slice(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    """150 pods fill two slices or more; one pod turning not-ready rewrites only its
+    own slice (the others keep their resourceVersion), and turning ready restores it."""
+    cp, ns = control_plane, namespace
+    node = "ep-" + uuid.uuid4().hex[:5]
+    async with cp.client() as c, sim_nodes(c, [node], pods="200") as (sim,):
+        await c.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "web"},
+                "spec": {"selector": {"app": "many"}, "ports": [{"port": 80}]},
+            },
+            ns,
+        )
+        await asyncio.gather(
+            *(c.create(pod(f"p{i}", 8080, {"app": "many"}), ns) for i in range(150))
+        )
+
+        async def all_ready() -> list[dict] | None:
+            items = await slices(c, ns, "web")
+            eps = [e for s in items for e in s["endpoints"]]
+            return items if len(eps) == 150 and all(e["conditions"]["ready"] for e in eps) else None
+
+        before = {s["metadata"]["name"]: s for s in await eventually(all_ready, 40, "150 ready")}
+        # how they are split depends on the order pods came up in: 2 slices at least
+        assert all(len(s["endpoints"]) <= 100 for s in before.values()) and len(before) >= 2
+        victim = await c.get("Pod", "p7", ns)
+        ip = victim["status"]["podIP"]
+        holder = next(n for n, s in before.items() if ip in str(s["endpoints"]))
+        await sim.set_ready(victim, False)
+
+        async def flipped() -> list[dict] | None:
+            items = await slices(c, ns, "web")
+            return items if not by_ip(items)[ip][1]["conditions"]["ready"] else None
+
+        after = {s["metadata"]["name"]: s for s in await eventually(flipped, what="p7 unready")}
+        assert after.keys() == before.keys()
+        for name, s in after.items():
+            same = s["metadata"]["resourceVersion"] == before[name]["metadata"]["resourceVersion"]
+            assert same == (name != holder), name
+        await sim.set_ready(await c.get("Pod", "p7", ns), True)
+        await eventually(all_ready, what="p7 ready again")

@@ -1,6 +1,8 @@
 """Workload controllers against the real apiserver and etcd, driven with real kubectl:
 Deployments (rollout status / set image / undo / restart / scale, RollingUpdate
-surge bounds, Recreate), StatefulSets (ordered, stable names, hostname+subdomain),
+surge bounds, Recreate, progressDeadlineSeconds failing `rollout status`,
+minReadySeconds holding availability back), StatefulSets (ordered, stable names,
+hostname+subdomain),
 the garbage collector's three cascades and namespace deletion. Simulated nodes
 (`SimNode`) play the node agents: they bind nothing, only write pod status."""
 
@@ -149,6 +151,73 @@ async def test_deployment_rollout_undo_restart_scale(
 async def _count_live(c, ns: str, selector: str, n: int) -> bool:  # type: ignore[no-untyped-def]
     live = [p for p in await pods_of(c, ns, selector) if not p["metadata"].get("deletionTimestamp")]
     return len(live) == n
+
+
+SLOW = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: slow}
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 3
+  minReadySeconds: 2
+  selector: {matchLabels: {app: slow}}
+  template:
+    metadata: {labels: {app: slow}}
+    spec: {containers: [{name: c, image: x}]}
+"""
+
+
+def progressing(d: dict) -> dict:
+    return next(c for c in d["status"]["conditions"] if c["type"] == "Progressing")
+
+
+async def test_progress_deadline_and_min_ready_seconds(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    """Pods that never become Ready: `kubectl rollout status` fails on the deadline
+    (no other event needed: the controller rechecks when it falls due). Once Ready,
+    pods count as available only after minReadySeconds, and the rollout completes."""
+    cp, ns = control_plane, namespace
+    async with cp.client() as c, sim_nodes(c, [uniq("n")], ready=False) as (node,):
+        await kubectl(cp, "-n", ns, "apply", "-f", "-", input=SLOW)
+        started = asyncio.get_running_loop().time()
+        proc = await asyncio.to_thread(
+            cp.kubectl,
+            "-n", ns, "rollout", "status", "deployment/slow", "--timeout=40s",
+            check=False, timeout=50,
+        )  # fmt: skip
+        waited = asyncio.get_running_loop().time() - started
+        assert proc.returncode != 0, proc.stdout
+        assert 'deployment "slow" exceeded its progress deadline' in proc.stderr
+        # times are kept to the second, so the deadline can come up to 1 s early (as in kube)
+        assert 2 <= waited < 15, waited
+        d = await c.get("Deployment", "slow", ns)
+        (rs,) = (await c.list("ReplicaSet", ns, label_selector="app=slow"))["items"]
+        cond = progressing(d)
+        assert (cond["status"], cond["reason"], cond["message"]) == (
+            "False",
+            "ProgressDeadlineExceeded",
+            f'ReplicaSet "{rs["metadata"]["name"]}" has timed out progressing.',
+        )
+        assert cond["lastTransitionTime"] == cond["lastUpdateTime"]
+        assert rs["spec"]["minReadySeconds"] == 2
+
+        for pod in await pods_of(c, ns, "app=slow"):
+            await node.set_ready(pod, True)
+
+        async def ready_rs() -> dict | None:
+            r = await c.get("ReplicaSet", rs["metadata"]["name"], ns)
+            return r if r["status"].get("readyReplicas") == 2 else None
+
+        r = await eventually(ready_rs, what="2 ready replicas")
+        assert not r["status"].get("availableReplicas")  # not for minReadySeconds yet
+        out = await rollout(cp, ns, "deployment/slow", 20)
+        assert 'deployment "slow" successfully rolled out' in out
+        r = await c.get("ReplicaSet", rs["metadata"]["name"], ns)
+        assert r["status"]["availableReplicas"] == 2
+        cond = progressing(await c.get("Deployment", "slow", ns))
+        assert (cond["status"], cond["reason"]) == ("True", "NewReplicaSetAvailable")
 
 
 RECREATE = """

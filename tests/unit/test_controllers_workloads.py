@@ -1,21 +1,32 @@
 """The workload controllers' pure cores: rollout arithmetic (RollingUpdate within
-maxSurge/maxUnavailable, Recreate), template hashes, Deployment status, the
+maxSurge/maxUnavailable, Recreate), template hashes, Deployment status and its
+Progressing condition through a rollout's life (created, progressing, stuck past
+progressDeadlineSeconds, complete, paused), minReadySeconds availability, the
 ReplicaSet's deletion ranking, and the StatefulSet's next step."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from hypothesis import given
 from hypothesis import strategies as st
 
+from minikube_py.controllers.common import parse_time
 from minikube_py.controllers.deployment import (
     RS,
-    deployment_status,
+    recheck_progress_in,
     recreate_step,
     resolve_fenceposts,
     rolling_step,
+    rollout_status,
     template_hash,
 )
-from minikube_py.controllers.replicaset import replica_diff
+from minikube_py.controllers.replicaset import (
+    next_available_in,
+    pod_available,
+    replica_diff,
+    replicaset_status,
+)
 from minikube_py.controllers.statefulset import Step, pod_for, statefulset_step
 
 
@@ -98,30 +109,156 @@ def rs(name: str, spec: int, status: dict) -> dict:
     return {"metadata": {"name": name}, "spec": {"replicas": spec}, "status": status}
 
 
+T0 = parse_time("2026-03-01T10:00:00Z") or 0.0
+
+
+def conds(status: dict) -> dict[str, dict]:
+    return {c["type"]: c for c in status["conditions"]}
+
+
 def test_deployment_status_conditions() -> None:
     d = deploy(3)
     new = rs("web-a", 3, {"replicas": 3, "readyReplicas": 3, "availableReplicas": 3})
-    st_ = deployment_status(d, new, [], created=False)
+    st_ = rollout_status(d, new, [], T0)
     assert (
         st_["replicas"],
         st_["updatedReplicas"],
         st_["availableReplicas"],
         st_["observedGeneration"],
     ) == (3, 3, 3, 3)
-    conds = {c["type"]: c for c in st_["conditions"]}
-    assert conds["Available"]["reason"] == "MinimumReplicasAvailable"
-    assert conds["Progressing"]["reason"] == "NewReplicaSetAvailable"
-    assert conds["Progressing"]["message"] == 'ReplicaSet "web-a" has successfully progressed.'
-    mid = deployment_status(
+    assert [c["type"] for c in st_["conditions"]] == ["Available", "Progressing"]
+    c = conds(st_)
+    assert c["Available"]["reason"] == "MinimumReplicasAvailable"
+    assert c["Progressing"]["reason"] == "NewReplicaSetAvailable"
+    assert c["Progressing"]["message"] == 'ReplicaSet "web-a" has successfully progressed.'
+    mid = rollout_status(
         d,
         rs("web-b", 1, {"replicas": 1}),
         [rs("web-a", 3, {"replicas": 3, "availableReplicas": 1})],
-        False,
+        T0,
     )
-    conds = {c["type"]: c for c in mid["conditions"]}
-    assert conds["Available"]["status"] == "False"
-    assert conds["Progressing"]["reason"] == "ReplicaSetUpdated"
+    c = conds(mid)
+    assert c["Available"]["status"] == "False"
+    assert c["Available"]["reason"] == "MinimumReplicasUnavailable"
+    assert c["Progressing"]["reason"] == "ReplicaSetUpdated"  # found, then progressed
     assert mid["unavailableReplicas"] == 3
+
+
+def with_status(d: dict, status: dict) -> dict:
+    return {**d, "status": status}
+
+
+def test_progress_deadline_lifecycle() -> None:
+    """A rollout from creation through progress to its deadline, then to completion,
+    with kube's reasons, messages and times."""
+    d = {**deploy(2), "spec": {**deploy(2)["spec"], "progressDeadlineSeconds": 30}}
+    stamp = "2026-03-01T10:00:{:02d}Z".format
+    old = rs("web-a", 2, {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2})
+    d = with_status(d, rollout_status(d, old, [], T0 - 100))  # web-a rolled out
+    created = rollout_status(d, rs("web-b", 0, {}), [old], T0, created=True)
+    p = conds(created)["Progressing"]
+    assert (p["status"], p["reason"], p["message"]) == (
+        "True",
+        "NewReplicaSetCreated",
+        'Created new replica set "web-b"',
+    )
+    # True before (web-a complete) and True now: only lastUpdateTime moves
+    assert (p["lastUpdateTime"], p["lastTransitionTime"]) == (stamp(0), "2026-03-01T09:58:20Z")
+    d = with_status(d, created)
+    assert recheck_progress_in(d, T0 + 10) == 20  # nothing to see: look at the deadline
+
+    # a new pod appears: progress, lastUpdateTime moves, lastTransitionTime stays
+    new = rs("web-b", 1, {"replicas": 1})
+    moved = rollout_status(d, new, [old], T0 + 5)
+    p = conds(moved)["Progressing"]
+    assert (p["reason"], p["message"]) == (
+        "ReplicaSetUpdated",
+        'ReplicaSet "web-b" is progressing.',
+    )
+    assert (p["lastUpdateTime"], p["lastTransitionTime"]) == (stamp(5), "2026-03-01T09:58:20Z")
+    d = with_status(d, moved)
+
+    # nothing more happens: unchanged until 30 s after the last progress, then stuck
+    assert rollout_status(d, new, [old], T0 + 35) == moved
+    assert recheck_progress_in(d, T0 + 35) == 0
+    stuck = rollout_status(d, new, [old], T0 + 35.5)
+    p = conds(stuck)["Progressing"]
+    assert (p["status"], p["reason"], p["message"]) == (
+        "False",
+        "ProgressDeadlineExceeded",
+        'ReplicaSet "web-b" has timed out progressing.',
+    )
+    assert p["lastUpdateTime"] == p["lastTransitionTime"] == "2026-03-01T10:00:35Z"
+    d = with_status(d, stuck)
+    assert rollout_status(d, new, [old], T0 + 90) == stuck  # stays, and is not rechecked
+    assert recheck_progress_in(d, T0 + 90) is None
+
+    # progress after the deadline makes it progressing again
+    ready = rs("web-b", 1, {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1})
+    again = conds(rollout_status(d, ready, [old], T0 + 100))["Progressing"]
+    assert (again["status"], again["reason"]) == ("True", "ReplicaSetUpdated")
+    assert again["lastTransitionTime"] == "2026-03-01T10:01:40Z"
+
+    # complete: NewReplicaSetAvailable, which no deadline undoes
+    done_rs = rs("web-b", 2, {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2})
+    done = rollout_status(d, done_rs, [rs("web-a", 0, {})], T0 + 110)
+    assert conds(done)["Progressing"]["reason"] == "NewReplicaSetAvailable"
+    d = with_status(d, done)
+    assert recheck_progress_in(d, T0 + 9999) is None
+    one_lost = rs("web-b", 2, {"replicas": 2, "readyReplicas": 1, "availableReplicas": 1})
+    later = rollout_status(d, one_lost, [rs("web-a", 0, {})], T0 + 9999)
+    assert conds(later)["Progressing"] == conds(done)["Progressing"]
+
+
+def test_paused_deployments_do_not_time_out_and_no_deadline_means_no_condition() -> None:
+    d = {**deploy(2), "spec": {**deploy(2)["spec"], "progressDeadlineSeconds": 10}}
+    new = rs("web-b", 1, {"replicas": 1})
+    d = with_status(d, rollout_status(d, new, [], T0, created=True))
+    paused = {**d, "spec": {**d["spec"], "paused": True}}
+    st_ = rollout_status(paused, new, [], T0 + 100)
+    p = conds(st_)["Progressing"]
+    assert (p["status"], p["reason"], p["message"]) == (
+        "Unknown",
+        "DeploymentPaused",
+        "Deployment is paused",
+    )
+    paused = with_status(paused, st_)
+    assert rollout_status(paused, new, [], T0 + 200) == st_
+    assert recheck_progress_in(paused, T0 + 200) is None
+    resumed = {**paused, "spec": {**paused["spec"], "paused": False}}
+    p = conds(rollout_status(resumed, new, [], T0 + 300))["Progressing"]
+    assert (p["status"], p["reason"]) == ("Unknown", "DeploymentResumed")
+    unbounded = {**d, "spec": {**d["spec"], "progressDeadlineSeconds": 2**31 - 1}}
+    assert "Progressing" not in conds(rollout_status(unbounded, new, [], T0 + 999))
+
+
+def ready_pod(name: str, since: float) -> dict:
+    stamp = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "metadata": {"name": name, "labels": {"app": "web"}},
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": stamp}],
+        },
+    }
+
+
+def test_min_ready_seconds_availability_and_recheck() -> None:
+    rs_ = {
+        "metadata": {"name": "r", "generation": 1},
+        "spec": {"minReadySeconds": 10, "template": {"metadata": {"labels": {"app": "web"}}}},
+    }
+    pods = [ready_pod("a", T0), ready_pod("b", T0 + 4)]
+    assert not pod_available(pods[0], 10, T0 + 10)  # strictly longer than minReadySeconds
+    assert pod_available(pods[0], 10, T0 + 10.5)
+    assert pod_available(pods[1], 0, T0 + 4)
+    status = replicaset_status(rs_, pods, T0 + 12)
+    assert (status["readyReplicas"], status["availableReplicas"]) == (2, 1)
+    assert next_available_in(rs_, pods, T0 + 12) == 2  # b: ready at +4, available after +14
+    assert replicaset_status(rs_, pods, T0 + 14.5)["availableReplicas"] == 2
+    assert next_available_in(rs_, pods, T0 + 14.5) is None
+    no_wait = {**rs_, "spec": {**rs_["spec"], "minReadySeconds": 0}}
+    assert next_available_in(no_wait, pods, T0) is None
 
 
 def pod(
