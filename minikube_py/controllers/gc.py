@@ -80,6 +80,18 @@ def finalizer_plan(owner: Obj, dependents: list[Obj]) -> tuple[str, list[Obj]]:
     return "", []
 
 
+def _gc_fields_changed(obj: Obj, old: Obj | None, type_: str = "MODIFIED") -> bool:
+    """Whether an event touches what collection decides on: owners, finalizers,
+    deletion, or the object's existence."""
+    if old is None or type_ == "DELETED":
+        return True
+    md, was = obj["metadata"], old.get("metadata", {})
+    return any(
+        md.get(field) != was.get(field)
+        for field in ("ownerReferences", "finalizers", "deletionTimestamp", "uid")
+    )
+
+
 class GarbageCollector(Controller):
     name = "garbage-collector"
     workers = 8
@@ -105,14 +117,22 @@ class GarbageCollector(Controller):
                 self.by_uid[md["uid"]] = item
                 for ref in md.get("ownerReferences") or []:
                     self.dependents.setdefault(ref["uid"], set()).add(item)
-                if md.get("ownerReferences") or md.get("finalizers"):
+                # A status-only update (most pod events) changes no verdict: skip it, or
+                # every pod flip would re-plan its owner over all of its dependents.
+                if (md.get("ownerReferences") or md.get("finalizers")) and _gc_fields_changed(
+                    obj, old
+                ):
                     self.enqueue(f"{kind}|{key}")
             for ref in md.get("ownerReferences") or []:  # a deleting owner may be unblocked
                 owner = self.by_uid.get(ref.get("uid"))
-                if owner:
+                if owner and self._deleting(*owner) and _gc_fields_changed(obj, old, type_):
                     self.enqueue("|".join(owner))
 
         return on
+
+    def _deleting(self, kind: str, key: str) -> bool:
+        owner = self.informers[kind].get(key)
+        return bool(owner and owner["metadata"].get("deletionTimestamp"))
 
     def enqueue_all(self) -> None:
         for kind in GC_KINDS:
