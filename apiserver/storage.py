@@ -272,7 +272,7 @@ class EtcdStore:
     async def _call(self, op: Any, bounded: bool = True) -> Any:
         """`op(client)`, on the next member when one fails. `bounded`: give up after the
         store's timeout; a watch creation is bounded by aetcd instead (see `watch`)."""
-        last: Exception | None = None
+        last: BaseException | None = None
         for _ in range(len(self._endpoints)):
             client = self._connect()
             try:
@@ -281,6 +281,13 @@ class EtcdStore:
             except _UNAVAILABLE as e:
                 last = e
                 await self._failover(client)
+            except asyncio.CancelledError as e:
+                # gRPC cancels the calls in flight on a channel that another call's
+                # failover closed; only a cancellation of this task itself may end it
+                task = asyncio.current_task()
+                if client is self._client or task is None or task.cancelling():
+                    raise
+                last = e
         raise Unavailable(f"etcd unavailable: {last}")
 
     async def get(self, key: str) -> Entry | None:
