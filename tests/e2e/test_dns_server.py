@@ -322,7 +322,7 @@ def test_a_table_update_is_answered_on_the_next_query(dig_binary: str, dns: Serv
 # -- fuzz --------------------------------------------------------------------------
 
 FUZZ_PACKETS = 100_000
-FUZZ_BUDGET_SECONDS = 25.0  # about 12 s on two idle cores; the margin is for a busy machine
+FUZZ_BUDGET_SECONDS = 120.0  # about 12 s on two idle cores: a bound, not a speed test
 FUZZ_BATCH = 500
 SEED_QUERIES = [
     DNSRecord(DNSHeader(id=n, rd=1), q=DNSQuestion(name, getattr(QTYPE, qtype))).pack()
