@@ -44,14 +44,25 @@ _PORTS_FAIL = "node(s) didn't have free ports for the requested pod ports"
 # ---------------------------------------------------------------------- requests
 
 
-def pod_requests(pod: Obj) -> dict[str, Decimal]:
+# What the scheduler's scoring assumes for a container that requests no cpu or memory
+# (kube's schedutil.DefaultMilliCPURequest and DefaultMemoryRequest), so that pods
+# without requests still spread by least-allocated instead of all scoring the same.
+SCORING_DEFAULTS = {"cpu": Decimal("0.1"), "memory": Decimal(200 * 1024 * 1024)}
+
+
+def pod_requests(pod: Obj, defaults: dict[str, Decimal] | None = None) -> dict[str, Decimal]:
     """Effective requests: sum over containers, at least each init container's, a
-    missing request defaulting to the limit (as kube defaults them)."""
+    missing request defaulting to the limit (as kube defaults them), then to `defaults`
+    (scoring passes SCORING_DEFAULTS; filtering counts only real requests)."""
 
     def of(c: Obj) -> dict[str, Decimal]:
         res = c.get("resources") or {}
         merged = {**(res.get("limits") or {}), **(res.get("requests") or {})}
-        return {k: parse_quantity(v) for k, v in merged.items()}
+        found = {k: parse_quantity(v) for k, v in merged.items()}
+        for k, v in (defaults or {}).items():
+            if not found.get(k):
+                found[k] = v
+        return found
 
     spec = pod.get("spec", {})
     total: dict[str, Decimal] = {}
@@ -208,10 +219,10 @@ def score_node(pod: Obj, node: Obj, pods_on_node: list[Obj]) -> float:
     """Least allocated (0..100, mean over cpu and memory) plus same-owner spreading
     (100 with no sibling on the node, less for each)."""
     alloc = allocatable(node)
-    want = pod_requests(pod)
+    want = pod_requests(pod, SCORING_DEFAULTS)
     used: dict[str, Decimal] = dict(want)
     for p in pods_on_node:
-        for k, v in pod_requests(p).items():
+        for k, v in pod_requests(p, SCORING_DEFAULTS).items():
             used[k] = used.get(k, Decimal(0)) + v
     free = []
     for res in ("cpu", "memory"):

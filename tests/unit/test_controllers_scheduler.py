@@ -87,6 +87,18 @@ def test_spreading_prefers_nodes_without_siblings() -> None:
     assert schedule(pod(owner="rs2", cpu="1"), nodes, {"b": [pod(cpu="3")]}).node == "a"
 
 
+def test_pods_without_requests_spread_by_kubes_scoring_defaults() -> None:
+    nodes = [node_body("a"), node_body("b")]
+    placed: dict[str, list[dict]] = {"a": [], "b": []}
+    for _ in range(6):  # bare pods: no owner to spread by, no requests to compare
+        chosen = schedule(pod(), nodes, placed).node
+        assert chosen is not None
+        placed[chosen].append(pod())
+    assert [len(placed["a"]), len(placed["b"])] == [3, 3]
+    # filtering still counts only real requests: defaults never make a pod unschedulable
+    assert pod_requests(pod()) == {"pods": 1}
+
+
 def test_init_containers_and_limits_count_as_requests() -> None:
     p = pod()
     p["spec"]["initContainers"] = [{"name": "i", "resources": {"requests": {"cpu": "2"}}}]
