@@ -11,6 +11,11 @@ them.
 
 from __future__ import annotations
 
+# First, so that what follows finds pyroute2 registered lean (resident memory).
+import agent.lean_imports  # noqa: F401
+
+# isort: split
+
 import argparse
 import asyncio
 import contextlib
@@ -28,7 +33,7 @@ from agent.dns.server import DnsConfig, DnsServer, parse_address
 from agent.ipam import IPAMStore
 from agent.lb import AddressAnnouncer, keep_announcements
 from agent.network import PodNetwork
-from agent.node import AGENT_PORT, NodeAgent, machine_facts
+from agent.node import AGENT_PORT, NodeAgent, machine_facts, node_resources
 from agent.pods import CrashBackoff, PodSyncer
 from agent.proxy import NodeFacts, Proxier
 from agent.proxy.loop import keep_proxy
@@ -167,7 +172,9 @@ async def run(args: argparse.Namespace) -> None:
     services = Informer(client, "Service")
     slices = Informer(client, "EndpointSlice")
     nodes = Informer(client, "Node")
-    informers = (my_pods, all_pods, services, slices, nodes)
+    config_maps = Informer(client, "ConfigMap")
+    secrets = Informer(client, "Secret")
+    informers = (my_pods, all_pods, services, slices, nodes, config_maps, secrets)
 
     dns = DnsServer(
         DnsConfig(
@@ -178,7 +185,9 @@ async def run(args: argparse.Namespace) -> None:
         build_dns_table([], [], [], zone=args.cluster_domain),
     )
     feed = DnsTableFeed(dns, services, slices, all_pods, zone=args.cluster_domain)
-    proxier = Proxier(args.proxy_mode, NodeFacts(args.node_name, args.cluster_cidr))
+    proxier = Proxier(
+        args.proxy_mode, NodeFacts(args.node_name, args.cluster_cidr, (args.node_ip,))
+    )
     syncer = PodSyncer(
         client,
         runtime,
@@ -186,6 +195,8 @@ async def run(args: argparse.Namespace) -> None:
         ipam,
         my_pods,
         services,
+        config_maps,
+        secrets,
         node_name=args.node_name,
         node_ip=args.node_ip,
         dns_ip=args.cluster_dns or args.node_ip,
@@ -194,6 +205,7 @@ async def run(args: argparse.Namespace) -> None:
         else "",
         cluster_domain=args.cluster_domain,
         backoff=CrashBackoff(base=args.crash_backoff_seconds),
+        allocatable=node_resources(facts),
     )
     for informer in informers:
         informer.start()

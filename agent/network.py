@@ -4,8 +4,8 @@ Layout (all inside the node's network namespace; `netns=None` means the agent's 
 - bridge `cni0` holding the gateway address, the first host of the node's pod CIDR;
 - per pod a veth pair: the host end `mkpy<hash of pod uid>` is a port of `cni0` in
   hairpin mode (a pod reaching itself through a Service comes back on the same port),
-  the other end is moved into the pod sandbox's namespace (found by the sandbox's pid)
-  and renamed `eth0`, with the pod's address and a default route via the gateway;
+  the other end, `eth0`, is made inside the pod sandbox's namespace (found by the
+  sandbox's pid), with the pod's address and a default route via the gateway;
 - routes to other nodes' pod CIDRs via their node IPs, tagged with the routing protocol
   number `POD_ROUTE_PROTO` so that a sync touches only the routes it owns;
 - nft table `mkpy-nat` masquerading pod traffic leaving the cluster CIDR;
@@ -40,11 +40,6 @@ SANDBOX_IFNAME = "eth0"
 def host_veth_name(pod_uid: str) -> str:
     """The host end of a pod's veth: `mkpy` + 10 hex digits of the uid's hash (14 chars)."""
     return "mkpy" + hashlib.sha256(pod_uid.encode()).hexdigest()[:10]
-
-
-def _peer_veth_name(pod_uid: str) -> str:
-    # Temporary name of the sandbox end until it is renamed eth0 in the sandbox.
-    return "mkpyp" + hashlib.sha256(pod_uid.encode()).hexdigest()[:10]
 
 
 def masquerade_ruleset(pod_cidr: str, cluster_cidr: str) -> str:
@@ -130,25 +125,29 @@ class PodNetwork:
     def attach_sandbox(
         self, sandbox_pid: int, pod_uid: str, ip: str, gateway: str | None = None
     ) -> str:
-        """Wire the sandbox (by its pid) to `cni0` with `ip`; returns the host veth name."""
+        """Wire the sandbox (by its pid) to `cni0` with `ip`; returns the host veth name.
+
+        The veth's sandbox end is made inside the sandbox's namespace, already named
+        `eth0`; this thread then enters that namespace to configure it (a netlink socket
+        opened there, rather than pyroute2's `netns=`, which forks a helper process)."""
         host_name = host_veth_name(pod_uid)
-        peer_name = _peer_veth_name(pod_uid)
         with self._ipr() as ipr:
-            for stale in (host_name, peer_name):
-                for index in ipr.link_lookup(ifname=stale):
-                    ipr.link("del", index=index)
-            ipr.link("add", ifname=host_name, kind="veth", peer=peer_name)
+            for index in ipr.link_lookup(ifname=host_name):  # a half-done earlier attempt
+                ipr.link("del", index=index)
+            ipr.link(
+                "add",
+                ifname=host_name,
+                kind="veth",
+                peer={"ifname": SANDBOX_IFNAME, "net_ns_pid": sandbox_pid},
+            )
             host_index = ipr.link_lookup(ifname=host_name)[0]
-            peer_index = ipr.link_lookup(ifname=peer_name)[0]
             bridge_index = ipr.link_lookup(ifname=BRIDGE)[0]
             ipr.link("set", index=host_index, master=bridge_index)
             ipr.brport("set", index=host_index, mode=1)  # hairpin
             ipr.link("set", index=host_index, state="up")
-            ipr.link("set", index=peer_index, net_ns_pid=sandbox_pid)
         try:
-            with IPRoute(netns=f"/proc/{sandbox_pid}/ns/net", flags=0) as sandbox:
-                index = sandbox.link_lookup(ifname=peer_name)[0]
-                sandbox.link("set", index=index, ifname=SANDBOX_IFNAME)
+            with entered_netns(f"/proc/{sandbox_pid}/ns/net"), IPRoute() as sandbox:
+                index = sandbox.link_lookup(ifname=SANDBOX_IFNAME)[0]
                 sandbox.addr("add", index=index, address=ip, prefixlen=self.prefixlen)
                 sandbox.link("set", index=index, state="up")
                 sandbox.link("set", index=sandbox.link_lookup(ifname="lo")[0], state="up")

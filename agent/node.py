@@ -110,6 +110,11 @@ def machine_facts(container_runtime_version: str, agent_version: str) -> Machine
     )
 
 
+def node_resources(facts: MachineFacts) -> dict[str, str]:
+    """The Node's capacity, all of it allocatable to pods."""
+    return {"cpu": str(facts.cpus), "memory": f"{facts.memory_kib}Ki", "pods": str(MAX_PODS)}
+
+
 def node_status(facts: MachineFacts, node_ip: str, node_name: str, previous: Obj, now: str) -> Obj:
     """The Node's status for a healthy agent; transition times carried over from
     `previous` while a condition keeps its status."""
@@ -129,11 +134,7 @@ def node_status(facts: MachineFacts, node_ip: str, node_name: str, previous: Obj
                 else now,
             }
         )
-    resources = {
-        "cpu": str(facts.cpus),
-        "memory": f"{facts.memory_kib}Ki",
-        "pods": str(MAX_PODS),
-    }
+    resources = node_resources(facts)
     return {
         "addresses": [
             {"type": "InternalIP", "address": node_ip},

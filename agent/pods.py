@@ -7,37 +7,48 @@ that really exist (found by their labels, so a restarted agent adopts them: noth
 restarted, the address comes back from the persistent IPAM) and makes one step
 towards it, then writes the status it observes.
 
-The step: sandbox with an address from the node's pod CIDR and a veth on `cni0`; init
-containers one at a time, in order; app containers with their environment (values,
-fieldRef, the Service variables) and volumes (emptyDir and hostPath by the runtime,
-configMap and secret written here); restarts by `restartPolicy` with the kubelet's
+The step: the configMap and secret volumes written (agent.volumes; rewritten whenever
+their object changes, so mounted files follow it); sandbox with an address from the
+node's pod CIDR and a veth on `cni0`; init containers one at a time, in order; app
+containers with their environment (agent.env: envFrom, values, fieldRef,
+resourceFieldRef, ConfigMap and Secret keys, the Service variables) and volumes
+(emptyDir and hostPath by the runtime); restarts by `restartPolicy` with the kubelet's
 crash back-off (immediate the first time, then base, 2x base, ... up to the cap);
 probes per running container; graceful deletion (the image's stop signal, the pod's
 grace period, SIGKILL, then the API object is deleted with grace 0). Housekeeping
-removes the containers, files and addresses of pods that no longer exist.
+removes the containers, files and addresses of pods that no longer exist. ConfigMaps
+and Secrets come from informers; a change of one syncs the pods that name it, so a
+container waiting for a missing one (CreateContainerConfigError) starts once it exists.
 
-The pure parts (Service environment, fieldRef values, phase, conditions, the container
-statuses, back-off) are module functions with unit tests; `PodSyncer` is the adapter.
+Start latency: pods sync concurrently (a worker each, up to `WORKERS`, as the kubelet's
+per-pod workers), with their blocking Docker and netlink calls on the loop's own threads;
+a new sandbox starts and gets its network while the first container is created, which
+then starts at once.
+
+The pure parts (phase, conditions, the container statuses, back-off, the objects a pod
+names) are module functions with unit tests; `PodSyncer` is the adapter.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import datetime
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import docker.errors
 from docker.models.containers import Container
 
 from agent.dns.pod_config import render_etc_hosts, render_resolv_conf
+from agent.env import Lookup, PodFacts, container_env, service_env
 from agent.ipam import IPAMStore
 from agent.network import PodNetwork
 from agent.probes import PROBE_FIELDS, CheckResult, ProbeKind, ProbeWorker
@@ -51,98 +62,28 @@ from agent.runtime import (
     SANDBOX_NAME,
     DockerRuntime,
     RuntimeFailure,
-    resolve_env,
+    never_started,
     state_from_docker,
 )
+from agent.volumes import DATA_DIR, VolumeError, volume_files, volume_source, write_atomic
 from minikube_py.api.types import Obj, name_of, namespace_of
 from minikube_py.client import ApiException, Client
 from minikube_py.informer import Informer, WorkQueue, key_of
 
 log = logging.getLogger(__name__)
 
-WORKERS = 16
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Pods synced at once (the kubelet gives each pod a worker): enough for a burst of pods
+# to keep the engine busy, few enough to bound the agent's threads and memory.
+WORKERS = 32
 HOUSEKEEPING_SECONDS = 10.0
 DEFAULT_GRACE_SECONDS = 30
-REMOVE_ATTEMPTS = 5
 
 
 def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# --- pure: environment -----------------------------------------------------------------
-
-
-def _env_name(service_name: str) -> str:
-    return service_name.upper().replace("-", "_")
-
-
-def _is_service_ip_set(service: Obj) -> bool:
-    ip = service.get("spec", {}).get("clusterIP") or ""
-    return ip not in ("", "None")
-
-
-def service_env(
-    services: Iterable[Obj], namespace: str, enable_links: bool = True
-) -> dict[str, str]:
-    """The Kubernetes Service variables of a pod in `namespace`: the `kubernetes`
-    Service of `default` always, the pod's namespace's Services with `enableServiceLinks`
-    (theirs win on a name clash, as in the kubelet)."""
-    chosen: dict[str, Obj] = {}
-    for service in services:
-        if not _is_service_ip_set(service):
-            continue
-        ns, name = namespace_of(service), name_of(service)
-        if ns == "default" and name == "kubernetes":
-            chosen.setdefault(name, service)
-        elif ns == namespace and enable_links:
-            chosen[name] = service
-    env: dict[str, str] = {}
-    for name, service in sorted(chosen.items()):
-        spec = service["spec"]
-        ip = spec["clusterIP"]
-        ports = spec.get("ports") or []
-        prefix = _env_name(name)
-        env[f"{prefix}_SERVICE_HOST"] = ip
-        if not ports:
-            continue
-        env[f"{prefix}_SERVICE_PORT"] = str(ports[0]["port"])
-        for port in ports:
-            if port.get("name"):
-                env[f"{prefix}_SERVICE_PORT_{_env_name(port['name'])}"] = str(port["port"])
-        first = ports[0]
-        env[f"{prefix}_PORT"] = (
-            f"{str(first.get('protocol') or 'TCP').lower()}://{ip}:{first['port']}"
-        )
-        for port in ports:
-            protocol = str(port.get("protocol") or "TCP")
-            link = f"{prefix}_PORT_{port['port']}_{protocol.upper()}"
-            env[link] = f"{protocol.lower()}://{ip}:{port['port']}"
-            env[f"{link}_PROTO"] = protocol.lower()
-            env[f"{link}_PORT"] = str(port["port"])
-            env[f"{link}_ADDR"] = ip
-    return env
-
-
-def field_values(pod: Obj, pod_ip: str, host_ip: str) -> dict[str, str]:
-    """fieldRef paths a container's env may name -> their values."""
-    metadata = pod.get("metadata", {})
-    spec = pod.get("spec", {})
-    values = {
-        "metadata.name": name_of(pod),
-        "metadata.namespace": namespace_of(pod),
-        "metadata.uid": str(metadata.get("uid", "")),
-        "spec.nodeName": str(spec.get("nodeName", "")),
-        "spec.serviceAccountName": str(spec.get("serviceAccountName", "")),
-        "status.podIP": pod_ip,
-        "status.podIPs": pod_ip,
-        "status.hostIP": host_ip,
-        "status.hostIPs": host_ip,
-    }
-    for kind in ("labels", "annotations"):
-        for key, value in (metadata.get(kind) or {}).items():
-            values[f"metadata.{kind}['{key}']"] = str(value)
-    return values
 
 
 # --- pure: restarts ----------------------------------------------------------------------
@@ -379,54 +320,28 @@ def status_differs(current: Obj, wanted: Obj) -> bool:
     return any(current.get(key) != value for key, value in wanted.items())
 
 
-# --- pure: volumes ------------------------------------------------------------------------
-
-
-def volume_files(volume: Obj, source: Obj | None) -> dict[str, tuple[bytes, int]]:
-    """Files (relative path -> content, mode) of a configMap or secret volume from its
-    object (None when it does not exist). Raises RuntimeFailure as the kubelet would."""
-    kind = "configMap" if "configMap" in volume else "secret"
-    ref = volume[kind]
-    name = ref.get("name") if kind == "configMap" else ref.get("secretName")
-    if source is None:
-        if ref.get("optional"):
-            return {}
-        raise RuntimeFailure("CreateContainerConfigError", f'{kind.lower()} "{name}" not found')
-    data: dict[str, bytes] = {}
-    if kind == "configMap":
-        data.update({k: str(v).encode() for k, v in (source.get("data") or {}).items()})
-        data.update({k: base64.b64decode(v) for k, v in (source.get("binaryData") or {}).items()})
-    else:
-        data.update({k: base64.b64decode(v) for k, v in (source.get("data") or {}).items()})
-        data.update({k: str(v).encode() for k, v in (source.get("stringData") or {}).items()})
-    mode = int(ref.get("defaultMode", 0o644))
-    items = ref.get("items")
-    if not items:
-        return {key: (value, mode) for key, value in data.items()}
-    files = {}
-    for item in items:
-        if item["key"] not in data:
-            if ref.get("optional"):
-                continue
-            raise RuntimeFailure(
-                "CreateContainerConfigError",
-                f"couldn't find key {item['key']} in {kind} {namespace_of(source)}/{name}",
-            )
-        files[item["path"]] = (data[item["key"]], int(item.get("mode", mode)))
-    return files
-
-
-def write_volume(directory: Path, files: Mapping[str, tuple[bytes, int]]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for relative, (content, mode) in files.items():
-        path = directory / relative
-        if ".." in Path(relative).parts or Path(relative).is_absolute():
-            raise RuntimeFailure(
-                "CreateContainerConfigError", f"volume path {relative!r} must stay inside"
-            )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-        path.chmod(mode)
+def referenced_objects(pod: Obj) -> set[tuple[str, str]]:
+    """(kind, name) of every ConfigMap and Secret the pod's env and volumes name: a
+    change of one of them is a reason to sync the pod."""
+    spec = pod.get("spec", {})
+    found = set()
+    for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        for source in container.get("envFrom") or []:
+            if "configMapRef" in source:
+                found.add(("ConfigMap", str(source["configMapRef"].get("name", ""))))
+            if "secretRef" in source:
+                found.add(("Secret", str(source["secretRef"].get("name", ""))))
+        for var in container.get("env") or []:
+            value_from = var.get("valueFrom") or {}
+            if "configMapKeyRef" in value_from:
+                found.add(("ConfigMap", str(value_from["configMapKeyRef"].get("name", ""))))
+            if "secretKeyRef" in value_from:
+                found.add(("Secret", str(value_from["secretKeyRef"].get("name", ""))))
+    for volume in spec.get("volumes") or []:
+        source = volume_source(volume)
+        if source is not None:
+            found.add(source)
+    return found
 
 
 # --- the adapter ---------------------------------------------------------------------------
@@ -442,6 +357,9 @@ class PodState:
     probes: dict[str, tuple[str, list[ProbeWorker]]] = dataclasses.field(default_factory=dict)
     verdicts: dict[tuple[str, ProbeKind], bool] = dataclasses.field(default_factory=dict)
     waiting: dict[str, Obj] = dataclasses.field(default_factory=dict)  # name -> waiting
+    # configMap/secret volume name -> resourceVersion of the object its files show
+    volume_versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    volume_errors: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> message
     written: Obj | None = None
     terminating: asyncio.Task[None] | None = None
 
@@ -474,6 +392,8 @@ class PodSyncer:
         ipam: IPAMStore,
         pods: Informer,
         services: Informer,
+        config_maps: Informer,
+        secrets: Informer,
         node_name: str,
         node_ip: str,
         dns_ip: str,
@@ -481,13 +401,19 @@ class PodSyncer:
         cluster_domain: str = "cluster.local",
         backoff: CrashBackoff | None = None,
         record_event: Recorder | None = None,
+        allocatable: Mapping[str, str] | None = None,
     ) -> None:
+        """`config_maps` and `secrets` are informers of every namespace's objects: env
+        and volumes read them, and a change syncs the pods naming them. `allocatable`
+        (the Node's) stands in for a limit a container does not set."""
         self.client = client
         self.runtime = runtime
         self.network = network
         self.ipam = ipam
         self.pods = pods
         self.services = services
+        self.sources = {"ConfigMap": config_maps, "Secret": secrets}
+        self.allocatable = dict(allocatable or {})
         self.node_name = node_name
         self.node_ip = node_ip
         self.dns_ip = dns_ip
@@ -500,7 +426,12 @@ class PodSyncer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._events_stream: Any = None
         self._background: set[asyncio.Task[None]] = set()
+        # Blocking Docker and netlink calls of the sync loop, a thread per worker: asyncio's
+        # default pool has cpu+4 threads, which would queue pods behind each other's calls.
+        self._executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="pod-sync")
         pods.add_handler(lambda _kind, new, _old: self.queue.add(key_of(new)))
+        config_maps.add_handler(lambda _event, new, _old: self._source_changed("ConfigMap", new))
+        secrets.add_handler(lambda _event, new, _old: self._source_changed("Secret", new))
 
     # ------------------------------------------------------------------ running
 
@@ -509,12 +440,30 @@ class PodSyncer:
         self._loop = asyncio.get_running_loop()
         await self.pods.synced.wait()
         await self.services.synced.wait()
+        for informer in self.sources.values():
+            await informer.synced.wait()
         threading.Thread(target=self._watch_docker, name="docker-events", daemon=True).start()
         await asyncio.gather(self.queue.run_workers(self.sync, WORKERS), self._housekeeping())
 
     def stop(self) -> None:
         if self._events_stream is not None:
             self._events_stream.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _blocking(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`call` on the sync loop's own threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(call, *args, **kwargs))
+
+    def _source_changed(self, kind: str, source: Obj) -> None:
+        namespace, name = namespace_of(source), name_of(source)
+        for pod in self.pods.items():
+            if namespace_of(pod) == namespace and (kind, name) in referenced_objects(pod):
+                self.queue.add(key_of(pod))
+
+    def _lookup(self, namespace: str) -> Lookup:
+        """The ConfigMaps and Secrets of `namespace`, from the informers' caches."""
+        return lambda kind, name: self.sources[kind].get(f"{namespace}/{name}")
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -550,7 +499,7 @@ class PodSyncer:
 
     async def remove_orphans(self) -> None:
         """Remove containers, files, veths and addresses of pods that no longer exist."""
-        listed = await asyncio.to_thread(
+        listed = await self._blocking(
             self.runtime.client.api.containers,
             all=True,
             filters={"label": [LABEL_POD_UID, f"{LABEL_NODE_NAME}={self.node_name}"]},
@@ -585,7 +534,7 @@ class PodSyncer:
                 state.terminating = asyncio.create_task(self._terminate(pod, state))
             return
         phase = (pod.get("status") or {}).get("phase")
-        containers = await asyncio.to_thread(self._containers, uid)
+        containers = await self._blocking(self._containers, uid)
         if phase in ("Succeeded", "Failed") and not any(c.status == "running" for c in containers):
             await self._stop_probes(state)
             return
@@ -612,31 +561,66 @@ class PodSyncer:
         """One step towards the spec; returns seconds after which to look again.
 
         `containers` is kept up to date with what the step starts and removes, so the
-        status is written without asking Docker again."""
+        status is written without asking Docker again. A new sandbox starts and gets
+        its network while the first container to run is created (it joins the sandbox
+        then, and starts only once the sandbox runs with its address)."""
         uid = str(pod["metadata"]["uid"])
-        spec = pod.get("spec", {})
         sandboxes = self._instances(containers, SANDBOX_NAME)
-        if not sandboxes or sandboxes[0].status != "running":
-            if sandboxes:  # the sandbox died (engine restart): the pod starts over
-                await asyncio.to_thread(self.runtime.remove_pod, uid)
-                await self._stop_probes(state)
-            containers[:] = [await self._start_sandbox(pod)]
-            sandboxes = containers[:]
-        sandbox = sandboxes[0]
+        new_sandbox = not sandboxes or sandboxes[0].status != "running"
+        if new_sandbox and sandboxes:  # the sandbox died (engine restart): start over
+            await self._blocking(self.runtime.remove_pod, uid)
+            await self._stop_probes(state)
+            state.volume_versions.clear()  # their files went with the pod's directory
+            containers.clear()
+        # As the kubelet: the volumes are set up before the sandbox is made.
+        volumes = await self._sync_volumes(pod, state)
+        if volumes is None:
+            return None  # the missing object's informer event brings us back
         pod_ip = self.ipam.allocate(uid)
+        sandbox_ready: asyncio.Future[None] | None = None
+        if new_sandbox:
+            sandbox = await self._create_sandbox(pod, pod_ip)
+            containers[:] = [sandbox]
+            sandbox_ready = asyncio.ensure_future(
+                self._blocking(self._start_sandbox, sandbox, uid, pod_ip)
+            )
+        else:
+            sandbox = sandboxes[0]
+        try:
+            return await self._step_containers(
+                pod, state, containers, sandbox, sandbox_ready, pod_ip, volumes
+            )
+        finally:
+            if sandbox_ready is not None:
+                await sandbox_ready  # a sandbox that failed to start fails the sync
+
+    async def _step_containers(
+        self,
+        pod: Obj,
+        state: PodState,
+        containers: list[Container],
+        sandbox: Container,
+        sandbox_ready: asyncio.Future[None] | None,
+        pod_ip: str,
+        volumes: Mapping[str, Path],
+    ) -> float | None:
+        spec = pod.get("spec", {})
         policy = spec.get("restartPolicy") or "Always"
+        start = functools.partial(
+            self._maybe_start, pod, state, containers, sandbox, sandbox_ready, pod_ip, volumes
+        )
 
         for init in spec.get("initContainers") or []:
             instances = self._instances(containers, init["name"])
             if instances and instances[0].status == "running":
                 return None  # its `die` event brings us back
-            if instances:
+            if instances and not never_started(instances[0].attrs["State"]):
                 exit_code = int(instances[0].attrs["State"].get("ExitCode") or 0)
                 if exit_code == 0:
                     continue
                 if policy == "Never":
                     return None
-            return await self._maybe_start(pod, state, init, containers, sandbox, pod_ip)
+            return await start(init)
 
         requeue: float | None = None
         for app in spec.get("containers") or []:
@@ -644,115 +628,168 @@ class PodSyncer:
             if instances and instances[0].status in ("running", "paused", "restarting"):
                 self._ensure_probes(pod, state, app, instances[0], pod_ip)
                 continue
-            if instances:
+            if instances and not never_started(instances[0].attrs["State"]):
                 exit_code = int(instances[0].attrs["State"].get("ExitCode") or 0)
                 if instances[0].status != "created" and not should_restart(policy, exit_code):
                     continue
-            delay = await self._maybe_start(pod, state, app, containers, sandbox, pod_ip)
+            delay = await start(app)
             if delay is not None:
                 requeue = delay if requeue is None else min(requeue, delay)
         return requeue
 
-    async def _start_sandbox(self, pod: Obj) -> Container:
-        uid = str(pod["metadata"]["uid"])
-        pod_ip = self.ipam.allocate(uid)
+    async def _create_sandbox(self, pod: Obj, pod_ip: str) -> Container:
         hosts = render_etc_hosts(pod, pod_ip, self.cluster_domain)
         resolv = render_resolv_conf(pod, self.dns_ip, self.host_resolv_conf, self.cluster_domain)
+        return await self._blocking(
+            self.runtime.create_sandbox, pod, hosts=hosts, resolv_conf=resolv
+        )
 
-        def start() -> Container:
-            sandbox = self.runtime.run_sandbox(pod, hosts=hosts, resolv_conf=resolv)
-            self.network.attach_sandbox(int(sandbox.attrs["State"]["Pid"]), uid, pod_ip)
-            return sandbox
-
-        return await asyncio.to_thread(start)
+    def _start_sandbox(self, sandbox: Container, uid: str, pod_ip: str) -> None:
+        self.runtime.start_container(sandbox)
+        self.network.attach_sandbox(int(sandbox.attrs["State"]["Pid"]), uid, pod_ip)
 
     async def _maybe_start(
         self,
         pod: Obj,
         state: PodState,
-        spec: Obj,
         containers: list[Container],
         sandbox: Container,
+        sandbox_ready: asyncio.Future[None] | None,
         pod_ip: str,
+        volumes: Mapping[str, Path],
+        spec: Obj,
     ) -> float | None:
-        """Start the container now, or say how long its back-off still holds."""
-        uid = str(pod["metadata"]["uid"])
+        """Start the container now (once the sandbox is ready), or say how long its
+        back-off still holds. An instance made but never started (the agent stopped in
+        between) is started as it is."""
         name = spec["name"]
         instances = self._instances(containers, name)
         field_path = (
             f"spec.{'initContainers' if self._is_init(pod, name) else 'containers'}{{{name}}}"
         )
-        restart_count = 0
-        if instances:
-            previous = instances[0]
-            restart_count = _restart_count(previous) + 1
-            finished = _docker_seconds(previous.attrs["State"].get("FinishedAt"))
-            wait = self.backoff.remaining((uid, name), finished, time.time())
-            if wait > 0:
-                message = (
-                    f"back-off {self._backoff_text(wait, finished)} restarting failed "
-                    f"container={name} pod={name_of(pod)}_{namespace_of(pod)}({uid})"
-                )
-                if state.waiting.get(name, {}).get("reason") != "CrashLoopBackOff":
-                    self.record_event(
-                        pod,
-                        "Warning",
-                        "BackOff",
-                        "Back-off restarting failed container "
-                        f"{name} in pod {name_of(pod)}_{namespace_of(pod)}({uid})",
-                        field_path,
-                    )
-                state.waiting[name] = {"reason": "CrashLoopBackOff", "message": message}
-                return wait
+        if instances and never_started(instances[0].attrs["State"]):
+            container = instances[0]
+        else:
+            delay = self._backoff(pod, state, name, instances, field_path)
+            if delay is not None:
+                return delay
+            restart_count = _restart_count(instances[0]) + 1 if instances else 0
+            try:
+                container = await self._create(pod, spec, sandbox, pod_ip, volumes, restart_count)
+            except RuntimeFailure as failure:
+                return self._failed(pod, state, name, failure, field_path)
+            self.record_event(pod, "Normal", "Created", f"Created container {name}", field_path)
+            containers.append(container)
+        if sandbox_ready is not None:
+            await sandbox_ready
+        try:
+            await self._blocking(self.runtime.start_container, container)
+        except RuntimeFailure as failure:
+            return self._failed(pod, state, name, failure, field_path)
+        state.waiting.pop(name, None)
+        self.record_event(pod, "Normal", "Started", f"Started container {name}", field_path)
+        # Keep the newest instance and the one before it (lastState, logs --previous).
+        for old in self._instances(containers, name)[2:]:
+            with contextlib.suppress(docker.errors.NotFound):
+                await self._blocking(old.remove, force=True)
+            containers.remove(old)
+        if not self._is_init(pod, name):
+            self._ensure_probes(pod, state, spec, container, pod_ip)
+        return None
+
+    def _backoff(
+        self,
+        pod: Obj,
+        state: PodState,
+        name: str,
+        instances: list[Container],
+        field_path: str,
+    ) -> float | None:
+        """Seconds the crash back-off still holds a restart (None: go ahead, counted as
+        a restart)."""
+        if not instances:
+            return None
+        uid = str(pod["metadata"]["uid"])
+        finished = _docker_seconds(instances[0].attrs["State"].get("FinishedAt"))
+        wait = self.backoff.remaining((uid, name), finished, time.time())
+        if wait <= 0:
             self.backoff.restarted((uid, name), time.time())
-        env = resolve_env(
+            return None
+        message = (
+            f"back-off {self._backoff_text(wait, finished)} restarting failed "
+            f"container={name} pod={name_of(pod)}_{namespace_of(pod)}({uid})"
+        )
+        if state.waiting.get(name, {}).get("reason") != "CrashLoopBackOff":
+            self.record_event(
+                pod,
+                "Warning",
+                "BackOff",
+                "Back-off restarting failed container "
+                f"{name} in pod {name_of(pod)}_{namespace_of(pod)}({uid})",
+                field_path,
+            )
+        state.waiting[name] = {"reason": "CrashLoopBackOff", "message": message}
+        return wait
+
+    async def _create(
+        self,
+        pod: Obj,
+        spec: Obj,
+        sandbox: Container,
+        pod_ip: str,
+        volumes: Mapping[str, Path],
+        restart_count: int,
+    ) -> Container:
+        """Pull the image as its policy says, resolve the environment, create the container."""
+        field_path = (
+            f"spec.{'initContainers' if self._is_init(pod, spec['name']) else 'containers'}"
+            f"{{{spec['name']}}}"
+        )
+        pulled = await self._blocking(
+            self.runtime.ensure_image, spec["image"], spec.get("imagePullPolicy")
+        )
+        self.record_event(
+            pod,
+            "Normal",
+            "Pulled",
+            f'Successfully pulled image "{spec["image"]}"'
+            if pulled
+            else f'Container image "{spec["image"]}" already present on machine',
+            field_path,
+        )
+        made = container_env(
+            pod,
             spec,
-            field_values(pod, pod_ip, self.node_ip),
+            self._lookup(namespace_of(pod)),
             service_env(
                 self.services.items(),
                 namespace_of(pod),
                 pod.get("spec", {}).get("enableServiceLinks", True) is not False,
             ),
+            PodFacts((pod_ip,), (self.node_ip,), self.allocatable),
         )
-        try:
-            volumes = await self._prepare_volumes(pod)
-            pulled = await asyncio.to_thread(
-                self.runtime.ensure_image, spec["image"], spec.get("imagePullPolicy")
-            )
+        for warning in made.warnings:
             self.record_event(
-                pod,
-                "Normal",
-                "Pulled",
-                f'Successfully pulled image "{spec["image"]}"'
-                if pulled
-                else f'Container image "{spec["image"]}" already present on machine',
-                field_path,
+                pod, "Warning", "InvalidEnvironmentVariableNames", warning, field_path
             )
-            container = await asyncio.to_thread(
-                self.runtime.run_container,
-                pod,
-                spec,
-                sandbox,
-                env=env,
-                restart_count=restart_count,
-                prepared_volumes=volumes,
-            )
-        except RuntimeFailure as failure:
-            state.waiting[name] = {"reason": failure.reason, "message": failure.message}
-            self.record_event(pod, "Warning", "Failed", f"Error: {failure.message}", field_path)
-            return self.backoff.base
-        state.waiting.pop(name, None)
-        self.record_event(pod, "Normal", "Created", f"Created container {name}", field_path)
-        self.record_event(pod, "Normal", "Started", f"Started container {name}", field_path)
-        # Keep the newest instance and the one before it (lastState, logs --previous).
-        for old in instances[1:]:
-            with contextlib.suppress(docker.errors.NotFound):
-                await asyncio.to_thread(old.remove, force=True)
-            containers.remove(old)
-        containers.append(container)
-        if not self._is_init(pod, name):
-            self._ensure_probes(pod, state, spec, container, pod_ip)
-        return None
+        container: Container = await self._blocking(
+            self.runtime.create_container,
+            pod,
+            spec,
+            sandbox,
+            env=made.env,
+            restart_count=restart_count,
+            prepared_volumes=volumes,
+        )
+        return container
+
+    def _failed(
+        self, pod: Obj, state: PodState, name: str, failure: RuntimeFailure, field_path: str
+    ) -> float:
+        """Record why the container cannot run; retry after the back-off base."""
+        state.waiting[name] = {"reason": failure.reason, "message": failure.message}
+        self.record_event(pod, "Warning", "Failed", f"Error: {failure.message}", field_path)
+        return self.backoff.base
 
     @staticmethod
     def _backoff_text(wait: float, finished: float) -> str:
@@ -763,26 +800,38 @@ class PodSyncer:
     def _is_init(pod: Obj, name: str) -> bool:
         return any(c["name"] == name for c in pod.get("spec", {}).get("initContainers") or [])
 
-    async def _prepare_volumes(self, pod: Obj) -> dict[str, Path]:
-        prepared: dict[str, Path] = {}
+    async def _sync_volumes(self, pod: Obj, state: PodState) -> dict[str, Path] | None:
+        """Write the pod's configMap and secret volumes that changed; their directories
+        by volume name, or None while one of them could never be set up (the pod's
+        containers wait for it, as the kubelet's wait for their mounts)."""
         uid = str(pod["metadata"]["uid"])
+        lookup = self._lookup(namespace_of(pod))
+        prepared: dict[str, Path] = {}
+        ready = True
         for volume in pod.get("spec", {}).get("volumes") or []:
-            if "configMap" in volume:
-                kind, name = "ConfigMap", volume["configMap"].get("name")
-            elif "secret" in volume:
-                kind, name = "Secret", volume["secret"].get("secretName")
-            else:
+            source = volume_source(volume)
+            if source is None:
                 continue
-            try:
-                source: Obj | None = await self.client.get(kind, name, namespace_of(pod))
-            except ApiException as error:
-                if error.code != 404:
-                    raise
-                source = None
-            directory = self.runtime.pod_dir(uid) / "volumes" / volume["name"]
-            await asyncio.to_thread(write_volume, directory, volume_files(volume, source))
-            prepared[volume["name"]] = directory
-        return prepared
+            name = volume["name"]
+            directory = self.runtime.pod_dir(uid) / "volumes" / name
+            found = lookup(*source)
+            version = str((found or {}).get("metadata", {}).get("resourceVersion", "absent"))
+            if state.volume_versions.get(name) != version:
+                try:
+                    await self._blocking(write_atomic, directory, volume_files(volume, found))
+                    state.volume_versions[name] = version
+                    state.volume_errors.pop(name, None)
+                except VolumeError as error:
+                    message = f'MountVolume.SetUp failed for volume "{name}" : {error}'
+                    if state.volume_errors.get(name) != message:
+                        self.record_event(pod, "Warning", "FailedMount", message, "")
+                    state.volume_errors[name] = message
+                    if not (directory / DATA_DIR).is_symlink():
+                        ready = False  # never set up
+                        continue
+                    # set up before (its object deleted since): its files stay
+            prepared[name] = directory
+        return prepared if ready else None
 
     # ------------------------------------------------------------------ probes
 
@@ -862,6 +911,8 @@ class PodSyncer:
             f"spec.containers{{{spec['name']}}}",
         )
         grace = pod.get("spec", {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
+        # Stops wait out the grace period: on asyncio's threads, never holding the
+        # sync loop's (so do the stops of a deleted pod, in _terminate).
         await asyncio.to_thread(self.runtime.stop, container, int(grace))
 
     async def _stop_probes(self, state: PodState) -> None:
@@ -944,7 +995,7 @@ class PodSyncer:
         grace = int(pod["metadata"].get("deletionGracePeriodSeconds") or 0)
         try:
             await self._stop_probes(state)
-            containers = await asyncio.to_thread(self._containers, uid)
+            containers = await self._blocking(self._containers, uid)
             running = [
                 c
                 for c in containers
@@ -978,15 +1029,8 @@ class PodSyncer:
         state = self.states.get(uid) if keep_state else self.states.pop(uid, None)
         if state is not None:
             await self._stop_probes(state)
-        for attempt in range(REMOVE_ATTEMPTS):
-            try:
-                await asyncio.to_thread(self.runtime.remove_pod, uid)
-                break
-            except docker.errors.NotFound:
-                # Another pod's container vanished while the runtime listed them all.
-                if attempt == REMOVE_ATTEMPTS - 1:
-                    raise
-        await asyncio.to_thread(self.network.detach_sandbox, uid)
+        await self._blocking(self.runtime.remove_pod, uid)
+        await self._blocking(self.network.detach_sandbox, uid)
         self.ipam.release(uid)
         self.backoff.forget(uid)
 

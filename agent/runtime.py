@@ -11,16 +11,23 @@ restart policy and back-off are the agent's decisions. Container ports are infor
 as in Kubernetes: the pod's address serves every port (hostPort is not supported).
 
 Per-pod files live under `<state_dir>/pods/<uid>/`: the hostname, hosts and resolv.conf
-files the agent writes (bind-mounted into every container) and emptyDir volumes.
+files the agent writes (bind-mounted into every container), emptyDir volumes and the
+configMap and secret volumes agent.volumes writes.
 
-The pure parts (env expansion, resources, mounts, state mapping) are module functions;
+Creating and starting are separate steps (`create_sandbox`, `create_container`,
+`start_container`): a container joining the sandbox's network may be created while the
+sandbox is still starting, and Docker wants the sandbox running only when the container
+starts. `run_sandbox` and `run_container` do both steps at once.
+
+The pure parts (`$(VAR)` expansion, resources, mounts, state mapping) are module functions;
 `DockerRuntime` is the thin adapter. Its methods block on the Docker API: call them from
-asyncio with `asyncio.to_thread`. `exec` is natively async (it speaks the hijacked
-exec stream on the Docker socket itself).
+asyncio in a thread. `exec` and `attach` are natively async: they speak
+the hijacked stream on the Docker socket themselves (`StreamSession`).
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import json
@@ -62,39 +69,25 @@ class RuntimeFailure(Exception):
 
 # --- pure helpers ---------------------------------------------------------------------
 
-_VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+# `$$` escapes; `$(` opens a reference closed by the next `)`; anything else is literal.
+_REFERENCE = re.compile(r"\$(?:(\$)|\(([^)]*)\))")
 
 
-def expand(text: str, env: Mapping[str, str]) -> str:
-    """Kubernetes `$(VAR)` expansion: defined variables are replaced, `$$` escapes `$`,
-    undefined references stay as written."""
+def expand(text: str, *mappings: Mapping[str, str]) -> str:
+    """Kubernetes `$(VAR)` expansion: a reference defined in the first mapping that has
+    it becomes its value (inserted as is, never expanded again), `$$` becomes `$`, and
+    everything else (undefined references, a lone `$`, an unclosed `$(`) stays."""
 
     def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
+        if match.group(1):
             return "$"
-        name = match.group(1)
-        return env[name] if name in env else match.group(0)
+        name = match.group(2)
+        for mapping in mappings:
+            if name in mapping:
+                return mapping[name]
+        return match.group(0)
 
-    return _VAR_REF.sub(replace, text)
-
-
-def resolve_env(
-    spec: Obj, field_values: Mapping[str, str], service_env: Mapping[str, str]
-) -> dict[str, str]:
-    """The container's environment: Service variables, then `env` in order.
-
-    `field_values` maps fieldRef paths (`metadata.name`, `status.podIP`, ...) to values;
-    each value may refer to variables defined before it with `$(VAR)`.
-    """
-    env = dict(service_env)
-    for var in spec.get("env") or []:
-        if "value" in var or "valueFrom" not in var:
-            env[var["name"]] = expand(str(var.get("value", "")), env)
-            continue
-        field_ref = (var.get("valueFrom") or {}).get("fieldRef")
-        if field_ref is not None:
-            env[var["name"]] = field_values.get(field_ref.get("fieldPath", ""), "")
-    return env
+    return _REFERENCE.sub(replace, text)
 
 
 def pod_hostname(pod: Obj) -> str:
@@ -176,6 +169,13 @@ def state_from_docker(container_id: str, state: Mapping[str, Any]) -> Obj:
     return {"terminated": {k: v for k, v in terminated.items() if v is not None}}
 
 
+def never_started(state: Mapping[str, Any]) -> bool:
+    """Whether Docker's `State` is of a container created and never asked to start (a
+    failed start leaves an error): made beside a starting sandbox, it is started as it
+    is rather than counted as a restart."""
+    return state.get("Status") == "created" and not state.get("Error")
+
+
 def pod_labels(pod: Obj, container_name: str, restart_count: int, node_name: str) -> dict[str, str]:
     metadata = pod.get("metadata", {})
     return {
@@ -243,8 +243,9 @@ class DockerRuntime:
             raise RuntimeFailure("ErrImagePull", str(error.explanation or error)) from error
         return True
 
-    def run_sandbox(self, pod: Obj, *, hosts: str, resolv_conf: str) -> Container:
-        """Write the pod's files and start its pause sandbox (network `none`)."""
+    def create_sandbox(self, pod: Obj, *, hosts: str, resolv_conf: str) -> Container:
+        """Write the pod's files and create its pause sandbox (network `none`), not started:
+        the pod's containers can be created to join it while it starts."""
         uid = str(pod["metadata"]["uid"])
         etc = self.pod_dir(uid) / "etc"
         etc.mkdir(parents=True, exist_ok=True)
@@ -252,18 +253,25 @@ class DockerRuntime:
         (etc / "hostname").write_text(hostname + "\n")
         (etc / "hosts").write_text(hosts)
         (etc / "resolv.conf").write_text(resolv_conf)
-        self.ensure_image(self.pause_image, "IfNotPresent")
-        container = self.client.containers.create(
-            self.pause_image,
-            name=docker_name(pod, SANDBOX_NAME, 0),
-            hostname=hostname,
-            network_mode="none",
-            labels=pod_labels(pod, SANDBOX_NAME, 0, self.node_name),
-            detach=True,
-        )
-        container.start()
-        container.reload()
+        options: dict[str, Any] = {
+            "name": docker_name(pod, SANDBOX_NAME, 0),
+            "hostname": hostname,
+            "network_mode": "none",
+            "labels": pod_labels(pod, SANDBOX_NAME, 0, self.node_name),
+            "detach": True,
+        }
+        try:
+            container: Container = self.client.containers.create(self.pause_image, **options)
+        except docker.errors.ImageNotFound:  # rare: looked for only when missing
+            self.ensure_image(self.pause_image, "IfNotPresent")
+            container = self.client.containers.create(self.pause_image, **options)
         return container
+
+    def run_sandbox(self, pod: Obj, *, hosts: str, resolv_conf: str) -> Container:
+        """`create_sandbox`, then start it."""
+        sandbox = self.create_sandbox(pod, hosts=hosts, resolv_conf=resolv_conf)
+        self.start_container(sandbox)
+        return sandbox
 
     def sandbox_pid(self, sandbox: Container) -> int:
         sandbox.reload()
@@ -297,8 +305,17 @@ class DockerRuntime:
                     raise RuntimeFailure(
                         "CreateContainerConfigError", f"subPath {sub_path!r} must stay inside"
                     )
+                volume_root = source.resolve()
                 source = source / sub_path
-                source.mkdir(parents=True, exist_ok=True)
+                if not source.exists():
+                    source.mkdir(parents=True, exist_ok=True)
+                # Bound as what it resolves to now: a configMap key (a link into the
+                # current version) keeps that version, as a subPath mount does.
+                source = source.resolve()
+                if not source.is_relative_to(volume_root):
+                    raise RuntimeFailure(
+                        "CreateContainerConfigError", f"subPath {sub_path!r} leaves its volume"
+                    )
             mode = "ro" if mount.get("readOnly") else "rw"
             binds.append(f"{source}:{mount['mountPath']}:{mode}")
             targets.add(mount["mountPath"])
@@ -308,7 +325,7 @@ class DockerRuntime:
                 binds.append(f"{etc / name}:/etc/{name}:rw")
         return binds
 
-    def run_container(
+    def create_container(
         self,
         pod: Obj,
         spec: Obj,
@@ -318,22 +335,24 @@ class DockerRuntime:
         restart_count: int = 0,
         prepared_volumes: Mapping[str, Path] | None = None,
     ) -> Container:
-        """Create and start one of the pod's containers in the sandbox's network.
+        """Create (not start) one of the pod's containers in the sandbox's network. Its
+        image must be present (`ensure_image`); the sandbox must exist, and run by the
+        time this container starts.
 
-        `env` is the resolved environment (see `resolve_env`); `$(VAR)` in command and
-        args expand against it. `prepared_volumes` maps volume names the agent
+        `env` is the resolved environment (agent.env.container_env); `$(VAR)` in command
+        and args expand against it. `prepared_volumes` maps volume names the agent
         materialised itself (configMap, secret, ...) to host directories.
-        Raises RuntimeFailure with the Kubernetes reason when it cannot run.
+        Raises RuntimeFailure with the Kubernetes reason when it cannot be made.
         """
-        image = spec["image"]
-        self.ensure_image(image, spec.get("imagePullPolicy"))
         options: dict[str, Any] = {
             "name": docker_name(pod, spec["name"], restart_count),
             "network_mode": f"container:{sandbox.id}",
             "labels": pod_labels(pod, spec["name"], restart_count, self.node_name),
             "environment": dict(env),
             "volumes": self._mounts(pod, spec, prepared_volumes or {}),
-            "detach": True,
+            # docker-py sets StdinOnce exactly for a non-detached container with open
+            # stdin (the Attach* flags it sets too are only read by a CLI client).
+            "detach": not (spec.get("stdin") and spec.get("stdinOnce")),
             "stdin_open": bool(spec.get("stdin")),
             "tty": bool(spec.get("tty")),
             **resource_limits(spec),
@@ -346,14 +365,41 @@ class DockerRuntime:
         if spec.get("workingDir"):
             options["working_dir"] = spec["workingDir"]
         try:
-            container = self.client.containers.create(image, **options)
+            container: Container = self.client.containers.create(spec["image"], **options)
         except docker.errors.APIError as error:
             raise RuntimeFailure("CreateContainerError", str(error.explanation)) from error
+        return container
+
+    def start_container(self, container: Container) -> None:
+        """Start a created container (the sandbox, or one joining it) and refresh its
+        attributes (state, pid). Raises RuntimeFailure(StartError) when it cannot run."""
         try:
             container.start()
         except docker.errors.APIError as error:
             raise RuntimeFailure("StartError", str(error.explanation)) from error
         container.reload()
+
+    def run_container(
+        self,
+        pod: Obj,
+        spec: Obj,
+        sandbox: Container,
+        *,
+        env: Mapping[str, str],
+        restart_count: int = 0,
+        prepared_volumes: Mapping[str, Path] | None = None,
+    ) -> Container:
+        """`ensure_image`, `create_container`, then start it: one container at once."""
+        self.ensure_image(spec["image"], spec.get("imagePullPolicy"))
+        container = self.create_container(
+            pod,
+            spec,
+            sandbox,
+            env=env,
+            restart_count=restart_count,
+            prepared_volumes=prepared_volumes,
+        )
+        self.start_container(container)
         return container
 
     def list_pod_containers(self) -> dict[str, list[Container]]:
@@ -371,9 +417,10 @@ class DockerRuntime:
 
     def remove_pod(self, uid: str) -> None:
         """Remove the pod's containers (any state) and its files, volumes included."""
-        for container in self.list_pod_containers().get(uid, []):
+        labels = [f"{LABEL_POD_UID}={uid}", f"{LABEL_NODE_NAME}={self.node_name}"]
+        for summary in self.client.api.containers(all=True, filters={"label": labels}):
             with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True, v=True)
+                self.client.api.remove_container(summary["Id"], force=True, v=True)
         shutil.rmtree(self.pod_dir(uid), ignore_errors=True)
 
     def container_state(self, container: Container) -> Obj:
@@ -433,11 +480,36 @@ class DockerRuntime:
             stderr=True,
         )
         exec_id = created["Id"]
-        reader, writer = await asyncio.open_unix_connection(self.docker_socket)
         body = json.dumps({"Detach": False, "Tty": tty}).encode()
+        reader, writer = await self._hijack(f"/exec/{exec_id}/start", body)
+        return ExecSession(self.client, exec_id, reader, writer, tty)
+
+    async def attach(
+        self, container: Container, *, stdin: bool, stdout: bool = True, stderr: bool = True
+    ) -> AttachSession:
+        """Attach to the streams of the container's main process (what `kubectl attach`
+        and `kubectl run -i` reach). Only output written from now on is seen; closing
+        stdin ends the process's stdin if the container has `stdinOnce`."""
+        query = f"stream=1&stdin={int(stdin)}&stdout={int(stdout)}&stderr={int(stderr)}"
+        reader, writer = await self._hijack(f"/containers/{container.id}/attach?{query}", b"")
+        config = container.attrs.get("Config", {})
+        return AttachSession(
+            self.client,
+            container.id,
+            reader,
+            writer,
+            tty=bool(config.get("Tty")),
+            stdin_once=bool(config.get("StdinOnce")),
+        )
+
+    async def _hijack(
+        self, path: str, body: bytes
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """POST to the engine and take over the connection as a raw two-way stream."""
+        reader, writer = await asyncio.open_unix_connection(self.docker_socket)
         writer.write(
             (
-                f"POST /exec/{exec_id}/start HTTP/1.1\r\nHost: docker\r\n"
+                f"POST {path} HTTP/1.1\r\nHost: docker\r\n"
                 "Content-Type: application/json\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n"
             ).encode()
@@ -449,8 +521,8 @@ class DockerRuntime:
             pass
         if status_line.split()[1:2] not in (["101"], ["200"]):
             writer.close()
-            raise RuntimeFailure("ExecError", f"exec start answered {status_line.strip()}")
-        return ExecSession(self.client, exec_id, reader, writer, tty)
+            raise RuntimeFailure("StreamError", f"{path} answered {status_line.strip()}")
+        return reader, writer
 
 
 def _host_path(source: Obj) -> Path:
@@ -468,8 +540,9 @@ def _host_path(source: Obj) -> Path:
     return path
 
 
-class ExecSession:
-    """A running exec: read its output frames, write its stdin, learn its exit code."""
+class StreamSession(abc.ABC):
+    """A process's streams over a hijacked engine connection: read its output frames,
+    write its stdin, resize its terminal."""
 
     STDOUT = 1
     STDERR = 2
@@ -477,13 +550,11 @@ class ExecSession:
     def __init__(
         self,
         client: docker.DockerClient,
-        exec_id: str,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         tty: bool,
     ) -> None:
         self._client = client
-        self.exec_id = exec_id
         self._reader = reader
         self._writer = writer
         self._tty = tty
@@ -509,6 +580,58 @@ class ExecSession:
         if self._writer.can_write_eof():
             self._writer.write_eof()
 
+    @abc.abstractmethod
+    async def resize(self, rows: int, columns: int) -> None: ...
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()
+
+
+class AttachSession(StreamSession):
+    """The streams of a container's main process."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        container_id: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        tty: bool,
+        stdin_once: bool,
+    ) -> None:
+        super().__init__(client, reader, writer, tty)
+        self.container_id = container_id
+        self.stdin_once = stdin_once
+
+    async def close_stdin(self) -> None:
+        """End the process's stdin if the container has `stdinOnce`; otherwise only this
+        session stops writing (the stdin stays open for the next attach, and Docker,
+        told of the end, would cut the output short)."""
+        if self.stdin_once:
+            await super().close_stdin()
+
+    async def resize(self, rows: int, columns: int) -> None:
+        await asyncio.to_thread(
+            self._client.api.resize, self.container_id, height=rows, width=columns
+        )
+
+
+class ExecSession(StreamSession):
+    """A running exec; also learns its exit code."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        exec_id: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        tty: bool,
+    ) -> None:
+        super().__init__(client, reader, writer, tty)
+        self.exec_id = exec_id
+
     async def resize(self, rows: int, columns: int) -> None:
         await asyncio.to_thread(
             self._client.api.exec_resize, self.exec_id, height=rows, width=columns
@@ -524,8 +647,3 @@ class ExecSession:
             if asyncio.get_running_loop().time() >= deadline:
                 return None
             await asyncio.sleep(0.05)
-
-    async def close(self) -> None:
-        self._writer.close()
-        with contextlib.suppress(OSError):
-            await self._writer.wait_closed()

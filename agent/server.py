@@ -1,10 +1,10 @@
-"""The agent server on <node-ip>:10250: logs, exec and port-forward for the apiserver.
+"""The agent server on <node-ip>:10250: logs, exec, attach and port-forward for the apiserver.
 
 Only the apiserver may call it: every request but `/healthz` must carry
 `Authorization: Bearer <token>` with the token in the agent's token file (the lab
 writes it once and gives it to the apiserver and to every agent). The apiserver
-proxies `pods/log`, `pods/exec` and `pods/portforward` here, keeping the kubelet's paths
-and query parameters:
+proxies `pods/log`, `pods/exec`, `pods/attach` and `pods/portforward` here, keeping the
+kubelet's paths and query parameters:
 
 - `GET /containerLogs/{ns}/{pod}/{container}?follow=&tailLines=&timestamps=&previous=`
   streams the log (chunked while following, until the container stops);
@@ -14,6 +14,9 @@ and query parameters:
   and in v5 255 close, whose payload byte names the stream closed). Channel 3 carries
   the metav1 Status at the end: `Success`, or `Failure` with reason `NonZeroExitCode`
   and the exit code as cause `ExitCode`, as the kubelet sends it;
+- `GET /attach/{ns}/{pod}/{container}?stdin=&stdout=&stderr=&tty=` is the same WebSocket
+  on the streams of the container's main process (Docker's attach); it ends with the
+  process's output, or when the client leaves, and then says `Success`;
 - `GET /portForward/{ns}/{pod}?port=P[&port=Q]` is a WebSocket (`v4.channel.k8s.io`,
   `portforward.k8s.io`): port i has data channel 2i and error channel 2i+1, each opened
   by a frame holding the port as two little-endian bytes; the agent dials the pod IP.
@@ -48,6 +51,7 @@ from agent.runtime import (
     SANDBOX_NAME,
     DockerRuntime,
     ExecSession,
+    StreamSession,
 )
 
 log = logging.getLogger(__name__)
@@ -106,6 +110,7 @@ class AgentServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_get("/exec/{namespace}/{pod}/{container}", self._exec)
+        app.router.add_get("/attach/{namespace}/{pod}/{container}", self._attach)
         app.router.add_get("/portForward/{namespace}/{pod}", self._port_forward)
         app.router.add_get("/metrics", self._metrics)
         return app
@@ -153,6 +158,11 @@ class AgentServer:
                 ]
             },
         )
+        # A pod deleted and made again under the same name may still have containers
+        # here for a moment: the newest pod's are the ones meant.
+        if listed:
+            newest = max(listed, key=lambda c: int(c["Created"]))["Labels"][LABEL_POD_UID]
+            listed = [c for c in listed if c["Labels"][LABEL_POD_UID] == newest]
         listed.sort(key=lambda c: int(c["Labels"].get(LABEL_RESTART_COUNT, "0")), reverse=True)
         index = 1 if previous else 0
         if len(listed) <= index:
@@ -229,24 +239,63 @@ class AgentServer:
         if not command:
             raise web.HTTPBadRequest(text="you must specify at least 1 command")
         container = await self._find(request)
+
+        async def start() -> StreamSession:
+            return await self.runtime.exec(
+                container, command, stdin=_flag(request, "stdin"), tty=_flag(request, "tty")
+            )
+
+        async def finished(session: StreamSession) -> dict[str, Any]:
+            assert isinstance(session, ExecSession)
+            return exit_status(await session.exit_code())
+
+        return await self._stream(request, start, finished)
+
+    async def _attach(self, request: web.Request) -> web.StreamResponse:
+        container = await self._find(request)
+        if container.status != "running":
+            raise web.HTTPBadRequest(
+                text=f"container {request.match_info['container']} is not running"
+            )
+
+        async def start() -> StreamSession:
+            return await self.runtime.attach(
+                container,
+                stdin=_flag(request, "stdin"),
+                stdout=_flag(request, "stdout"),
+                stderr=_flag(request, "stderr"),
+            )
+
+        async def finished(_session: StreamSession) -> dict[str, Any]:
+            return exit_status(0)  # the kubelet's word when an attach ends
+
+        return await self._stream(request, start, finished)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        start: Callable[[], Awaitable[StreamSession]],
+        finished: Callable[[StreamSession], Awaitable[dict[str, Any]]],
+    ) -> web.StreamResponse:
+        """Relay a session's streams over the channel protocol until its output ends,
+        then send `finished`'s Status on the error channel."""
         ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, autoping=True)
         await ws.prepare(request)
         v5 = ws.ws_protocol == "v5.channel.k8s.io"
-        tty = _flag(request, "tty")
-        want_stdin = _flag(request, "stdin")
         try:
-            session = await self.runtime.exec(container, command, stdin=want_stdin, tty=tty)
-        except Exception as error:  # the command could not start: tell the client why
+            session = await start()
+        except Exception as error:  # it could not start: tell the client why
             await ws.send_bytes(bytes([ERROR]) + json.dumps(error_status(str(error))).encode())
             await ws.close()
             return ws
-        reader = asyncio.create_task(self._exec_input(ws, session, v5))
+        reader = asyncio.create_task(self._stream_input(ws, session, v5))
         try:
             while (frame := await session.read()) is not None:
                 channel, data = frame
                 await ws.send_bytes(bytes([channel]) + data)
-            code = await session.exit_code()
-            await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(code)).encode())
+            if not ws.closed:
+                status = await finished(session)
+                await ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
         except (ConnectionResetError, aiohttp.ClientConnectionError):
             pass  # the client went away
         finally:
@@ -258,7 +307,7 @@ class AgentServer:
         return ws
 
     @staticmethod
-    async def _exec_input(ws: web.WebSocketResponse, session: ExecSession, v5: bool) -> None:
+    async def _stream_input(ws: web.WebSocketResponse, session: StreamSession, v5: bool) -> None:
         async for message in ws:
             if message.type != aiohttp.WSMsgType.BINARY or not message.data:
                 continue
@@ -270,6 +319,8 @@ class AgentServer:
                 await session.resize(int(size.get("Height", 24)), int(size.get("Width", 80)))
             elif channel == CLOSE and v5 and payload[:1] == bytes([STDIN]):
                 await session.close_stdin()
+        # The client left (a detach): the session ends with it.
+        await session.close()
 
     # ------------------------------------------------------------------ port-forward
 
@@ -301,6 +352,7 @@ class AgentServer:
                 continue
             writers[2 * i] = writer
             pumps.append(asyncio.create_task(self._pod_to_client(reader, ws, 2 * i)))
+        closer = asyncio.create_task(self._close_when_pods_done(ws, pumps))
         try:
             async for message in ws:
                 if message.type != aiohttp.WSMsgType.BINARY or not message.data:
@@ -310,11 +362,21 @@ class AgentServer:
                     target.write(message.data[1:])
                     await target.drain()
         finally:
+            closer.cancel()
             for pump in pumps:
                 pump.cancel()
             for writer in writers.values():
                 writer.close()
         return ws
+
+    @staticmethod
+    async def _close_when_pods_done(
+        ws: web.WebSocketResponse, pumps: list[asyncio.Task[None]]
+    ) -> None:
+        """As the kubelet does, end the stream once every port's connection has ended (the
+        pod closed it, or it failed), so that the client sees the end too."""
+        await asyncio.gather(*pumps, return_exceptions=True)
+        await ws.close()
 
     @staticmethod
     async def _pod_to_client(

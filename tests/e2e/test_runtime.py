@@ -33,13 +33,14 @@ from agent.runtime import (
     DockerRuntime,
     ExecSession,
     RuntimeFailure,
-    expand,
+    StreamSession,
+    never_started,
     pod_hostname,
-    resolve_env,
     resource_limits,
     security_options,
     state_from_docker,
 )
+from agent.volumes import write_atomic
 from minikube_py import labnet
 from minikube_py.images import applet_paths, build_rootfs
 
@@ -127,30 +128,6 @@ async def exec_output(runtime: DockerRuntime, container: Container, argv: list[s
 
 
 # --- the runtime's pure mappings (no Docker needed) --------------------------------------
-
-
-def test_expand_follows_kubernetes_variable_references() -> None:
-    env = {"A": "x", "B": "$(A)y"}
-    assert expand("$(A)-$(B)-$(MISSING)-$$(A)-$$$(A)", env) == "x-$(A)y-$(MISSING)-$(A)-$x"
-    assert expand("$(A", env) == "$(A"
-
-
-def test_resolve_env_orders_service_vars_then_env_with_field_refs() -> None:
-    spec = {
-        "env": [
-            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "GREETING", "value": "hi $(POD_NAME) at $(WEB_SERVICE_HOST)"},
-            {"name": "WEB_SERVICE_HOST", "value": "override"},
-            {"name": "EMPTY"},
-        ]
-    }
-    env = resolve_env(spec, {"metadata.name": "web-1"}, {"WEB_SERVICE_HOST": "10.96.0.7"})
-    assert env == {
-        "WEB_SERVICE_HOST": "override",
-        "POD_NAME": "web-1",
-        "GREETING": "hi web-1 at 10.96.0.7",
-        "EMPTY": "",
-    }
 
 
 def test_resources_and_security_context_map_to_docker() -> None:
@@ -369,6 +346,43 @@ def test_pods_on_two_nodes_reach_each_other_by_pod_ip(
         labnet.stale_cleanup(cluster)
 
 
+def test_a_container_made_while_its_sandbox_starts_runs_in_the_pod_network(
+    runtime: DockerRuntime, new_pod: Callable[..., dict], node_netns: str
+) -> None:
+    """The agent's order for a new pod: create the sandbox, create the first container
+    joining it, then start and wire the sandbox, then start the container. Started any
+    earlier, a container fails with StartError and counts as started."""
+    network = PodNetwork("10.244.2.0/24", netns=node_netns)
+    network.ensure_node()
+    pod = new_pod("early")
+    uid = pod["metadata"]["uid"]
+    sandbox = runtime.create_sandbox(pod, hosts=HOSTS, resolv_conf=RESOLV)
+    spec = {"name": "main", "image": "minikube-py/busybox:latest", "args": ["sleep", "60"]}
+    main = runtime.create_container(pod, spec, sandbox, env={})
+    eager = runtime.create_container(pod, {**spec, "name": "eager"}, sandbox, env={})
+    assert never_started(main.attrs["State"]) and never_started(eager.attrs["State"])
+    with pytest.raises(RuntimeFailure) as too_early:
+        runtime.start_container(eager)
+    assert too_early.value.reason == "StartError"
+    eager.reload()
+    assert not never_started(eager.attrs["State"])
+    assert state_from_docker(eager.id, eager.attrs["State"])["terminated"]["reason"] == (
+        "StartError"
+    )
+
+    runtime.start_container(sandbox)
+    network.attach_sandbox(int(sandbox.attrs["State"]["Pid"]), uid, "10.244.2.7")
+    runtime.start_container(main)
+    assert "running" in runtime.container_state(main)
+    eth0 = asyncio.run(exec_output(runtime, main, ["ip", "-o", "-4", "addr", "show", "eth0"]))
+    assert "10.244.2.7/24" in eth0
+    routes = asyncio.run(exec_output(runtime, main, ["ip", "route"]))
+    assert "default via 10.244.2.1 dev eth0" in routes
+    runtime.remove_pod(uid)
+    network.detach_sandbox(uid)
+    assert in_netns(node_netns, ["ip", "link", "show", host_veth_name(uid)]).returncode != 0
+
+
 def test_image_pull_policies_never_reach_a_registry_here(runtime: DockerRuntime) -> None:
     busybox = "minikube-py/busybox:latest"
     assert runtime.ensure_image(busybox, "IfNotPresent") is False
@@ -505,3 +519,123 @@ def test_exit_codes_logs_and_exec_stream(
         return out, err, await session.exit_code()
 
     assert asyncio.run(talk()) == (b"through stdin\n", b"err\n", 4)
+
+
+def test_attach_reaches_the_main_process_and_stdin_once_closes_its_stdin(
+    runtime: DockerRuntime, new_pod: Callable[..., dict]
+) -> None:
+    pod = new_pod("attach")
+    sandbox = runtime.run_sandbox(pod, hosts=HOSTS, resolv_conf=RESOLV)
+    image = {"image": "minikube-py/busybox:latest", "imagePullPolicy": "Never"}
+    script = "while read line; do echo got-$line; echo err-$line >&2; done; echo stdin-closed"
+    reader = runtime.run_container(
+        pod,
+        {"name": "reader", **image, "command": ["sh", "-c", script], "stdin": True,
+         "stdinOnce": True},
+        sandbox,
+        env={},
+    )  # fmt: skip
+    terminal = runtime.run_container(
+        pod,
+        {"name": "terminal", **image, "command": ["sh"], "stdin": True, "tty": True},
+        sandbox,
+        env={},
+    )
+    chatter = runtime.run_container(
+        pod,
+        {"name": "chatter", **image, "stdin": True,
+         "command": ["sh", "-c", 'while read l; do echo "got-$l"; [ "$l" = quit ] && exit; done']},
+        sandbox,
+        env={},
+    )  # fmt: skip
+    assert reader.attrs["Config"]["StdinOnce"] is True
+    assert terminal.attrs["Config"]["StdinOnce"] is False
+
+    async def talk() -> tuple[bytes, bytes]:
+        session = await runtime.attach(reader, stdin=True)
+        await session.write(b"one\ntwo\n")
+        await session.close_stdin()
+        out, err = b"", b""
+        async with asyncio.timeout(20):
+            while (frame := await session.read()) is not None:
+                if frame[0] == StreamSession.STDOUT:
+                    out += frame[1]
+                else:
+                    err += frame[1]
+        await session.close()
+        return out, err
+
+    assert asyncio.run(talk()) == (b"got-one\ngot-two\nstdin-closed\n", b"err-one\nerr-two\n")
+    eventually(lambda: "terminated" in runtime.container_state(reader))
+
+    async def shell() -> bytes:
+        session = await runtime.attach(terminal, stdin=True)
+        await session.resize(33, 101)
+        await session.write(b"stty size; exit 0\n")
+        out = b""
+        async with asyncio.timeout(20):
+            while (frame := await session.read()) is not None:
+                out += frame[1]
+        await session.close()
+        return out
+
+    assert b"33 101" in asyncio.run(shell())  # one tty stream, sized by the client
+
+    async def chat(line: bytes, stays: bool) -> bytes:
+        session = await runtime.attach(chatter, stdin=True)
+        await session.write(line)
+        await session.close_stdin()  # without stdinOnce: the process's stdin stays open
+        frame = await asyncio.wait_for(session.read(), 20)
+        assert frame is not None
+        if stays:
+            with pytest.raises(TimeoutError):  # the process still waits for more
+                await asyncio.wait_for(session.read(), 1)
+        else:
+            assert await asyncio.wait_for(session.read(), 20) is None
+        await session.close()
+        return frame[1]
+
+    assert asyncio.run(chat(b"first\n", stays=True)) == b"got-first\n"
+    assert asyncio.run(chat(b"quit\n", stays=False)) == b"got-quit\n"  # a second attach
+
+
+def test_sub_path_binds_the_current_version_of_a_volume_file(
+    runtime: DockerRuntime, new_pod: Callable[..., dict]
+) -> None:
+    pod = new_pod("subpath")
+    uid = pod["metadata"]["uid"]
+    directory = runtime.pod_dir(uid) / "volumes" / "config"
+    write_atomic(directory, {"app.conf": (b"v1\n", 0o644)})
+    sandbox = runtime.run_sandbox(pod, hosts=HOSTS, resolv_conf=RESOLV)
+    mounts = [
+        {"name": "config", "mountPath": "/config"},
+        {"name": "config", "mountPath": "/etc/app.conf", "subPath": "app.conf"},
+    ]
+    main = runtime.run_container(
+        pod,
+        {"name": "main", "image": "minikube-py/busybox:latest", "imagePullPolicy": "Never",
+         "args": ["sleep", "60"], "volumeMounts": mounts},
+        sandbox,
+        env={},
+        prepared_volumes={"config": directory},
+    )  # fmt: skip
+
+    def read(path: str) -> str:
+        return asyncio.run(exec_output(runtime, main, ["cat", path]))
+
+    assert read("/config/app.conf") == read("/etc/app.conf") == "v1\n"
+    write_atomic(directory, {"app.conf": (b"v2\n", 0o644)})
+    assert read("/config/app.conf") == "v2\n"  # the directory mount follows the swap
+    assert read("/etc/app.conf") == "v1\n"  # the subPath mount keeps its version
+
+    escape = {"name": "config", "mountPath": "/x", "subPath": "link"}
+    (directory / "link").symlink_to("/etc")
+    with pytest.raises(RuntimeFailure, match="leaves its volume"):
+        runtime.run_container(
+            pod,
+            {"name": "escape", "image": "minikube-py/busybox:latest",
+             "imagePullPolicy": "Never", "volumeMounts": [escape]},
+            sandbox,
+            env={},
+            prepared_volumes={"config": directory},
+        )  # fmt: skip

@@ -1,9 +1,7 @@
-"""The pod sync loop's pure core: Service environment, fieldRef values, restarts and
-back-off, phase, conditions, status and configMap/secret volume files."""
+"""The pod sync loop's pure core: restarts and back-off, which containers were never
+started, phase, conditions, status, and the ConfigMaps and Secrets a pod names."""
 
 from __future__ import annotations
-
-import base64
 
 import pytest
 from hypothesis import given
@@ -12,29 +10,17 @@ from hypothesis import strategies as st
 from agent.pods import (
     ContainerRecord,
     CrashBackoff,
-    field_values,
     pod_conditions,
     pod_phase,
     pod_status,
     qos_class,
-    service_env,
+    referenced_objects,
     should_restart,
-    volume_files,
 )
-from agent.runtime import RuntimeFailure
+from agent.runtime import never_started, state_from_docker
 
 NOW = "2026-01-01T00:00:10Z"
 EARLIER = "2026-01-01T00:00:00Z"
-
-
-def service(ns: str, name: str, ip: str, *ports: tuple[str, int, str]) -> dict:
-    return {
-        "metadata": {"namespace": ns, "name": name},
-        "spec": {
-            "clusterIP": ip,
-            "ports": [{"name": n, "port": p, "protocol": proto} for n, p, proto in ports],
-        },
-    }
 
 
 def running(name: str, ready: bool = True) -> ContainerRecord:
@@ -52,61 +38,6 @@ def waiting(
 ) -> ContainerRecord:
     last = {"terminated": {"exitCode": 1}} if ran_before else {}
     return ContainerRecord(name, "img", {"waiting": {"reason": reason}}, last_state=last)
-
-
-# --- environment ---------------------------------------------------------------------
-
-
-def test_service_env_golden() -> None:
-    services = [
-        service("default", "kubernetes", "10.96.0.1", ("https", 443, "TCP")),
-        service("app", "redis-primary", "10.96.0.11", ("", 6379, "TCP"), ("metrics", 9121, "TCP")),
-        service("app", "headless", "None", ("", 80, "TCP")),
-        service("other", "elsewhere", "10.96.0.12", ("", 80, "TCP")),
-    ]
-    env = service_env(services, "app")
-    assert env == {
-        "KUBERNETES_SERVICE_HOST": "10.96.0.1",
-        "KUBERNETES_SERVICE_PORT": "443",
-        "KUBERNETES_SERVICE_PORT_HTTPS": "443",
-        "KUBERNETES_PORT": "tcp://10.96.0.1:443",
-        "KUBERNETES_PORT_443_TCP": "tcp://10.96.0.1:443",
-        "KUBERNETES_PORT_443_TCP_PROTO": "tcp",
-        "KUBERNETES_PORT_443_TCP_PORT": "443",
-        "KUBERNETES_PORT_443_TCP_ADDR": "10.96.0.1",
-        "REDIS_PRIMARY_SERVICE_HOST": "10.96.0.11",
-        "REDIS_PRIMARY_SERVICE_PORT": "6379",
-        "REDIS_PRIMARY_SERVICE_PORT_METRICS": "9121",
-        "REDIS_PRIMARY_PORT": "tcp://10.96.0.11:6379",
-        "REDIS_PRIMARY_PORT_6379_TCP": "tcp://10.96.0.11:6379",
-        "REDIS_PRIMARY_PORT_6379_TCP_PROTO": "tcp",
-        "REDIS_PRIMARY_PORT_6379_TCP_PORT": "6379",
-        "REDIS_PRIMARY_PORT_6379_TCP_ADDR": "10.96.0.11",
-        "REDIS_PRIMARY_PORT_9121_TCP": "tcp://10.96.0.11:9121",
-        "REDIS_PRIMARY_PORT_9121_TCP_PROTO": "tcp",
-        "REDIS_PRIMARY_PORT_9121_TCP_PORT": "9121",
-        "REDIS_PRIMARY_PORT_9121_TCP_ADDR": "10.96.0.11",
-    }
-
-
-def test_service_links_off_keeps_only_the_kubernetes_service() -> None:
-    services = [
-        service("default", "kubernetes", "10.96.0.1", ("https", 443, "TCP")),
-        service("app", "web", "10.96.0.5", ("", 80, "TCP")),
-    ]
-    env = service_env(services, "app", enable_links=False)
-    assert "WEB_SERVICE_HOST" not in env and env["KUBERNETES_SERVICE_HOST"] == "10.96.0.1"
-
-
-def test_field_values() -> None:
-    pod = {
-        "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "labels": {"app": "x"}},
-        "spec": {"nodeName": "n1", "serviceAccountName": "default"},
-    }
-    values = field_values(pod, "10.244.1.5", "192.168.49.2")
-    assert values["metadata.name"] == "p" and values["metadata.namespace"] == "ns"
-    assert values["status.podIP"] == "10.244.1.5" and values["status.hostIP"] == "192.168.49.2"
-    assert values["spec.nodeName"] == "n1" and values["metadata.labels['app']"] == "x"
 
 
 # --- restarts ------------------------------------------------------------------------
@@ -152,6 +83,36 @@ def test_crash_backoff_never_exceeds_the_cap(base: int, cap: int, restarts: int)
 
 
 # --- phase and conditions ------------------------------------------------------------
+
+
+# Docker `State`s as the engine reports them (a failed start: "created", 128, an error).
+docker_states = st.fixed_dictionaries(
+    {
+        "Status": st.sampled_from(["created", "running", "exited", "paused", "dead"]),
+        "ExitCode": st.sampled_from([0, 1, 128, 137]),
+        "Error": st.sampled_from(["", "cannot join network of a non running container"]),
+        "StartedAt": st.just("0001-01-01T00:00:00Z"),
+        "FinishedAt": st.just("0001-01-01T00:00:00Z"),
+    }
+)
+
+
+def test_never_started_is_a_created_container_without_a_start_error() -> None:
+    created = {"Status": "created", "ExitCode": 0, "Error": ""}
+    assert never_started(created)
+    assert not never_started({**created, "ExitCode": 128, "Error": "cannot join network"})
+    assert not never_started({**created, "Status": "running"})
+    assert not never_started({**created, "Status": "exited"})
+
+
+@given(docker_states)
+def test_a_never_started_container_is_reported_as_being_created(state: dict) -> None:
+    """The sync loop starts such a container as it is (no restart counted): its status
+    must say ContainerCreating, never a failure."""
+    if never_started(state):
+        assert state_from_docker("id", state) == {"waiting": {"reason": "ContainerCreating"}}
+    elif state["Status"] == "created":
+        assert state_from_docker("id", state)["terminated"]["reason"] == "StartError"
 
 
 @pytest.mark.parametrize(
@@ -290,25 +251,37 @@ def test_qos_class(resources: dict, qos: str) -> None:
     assert qos_class(pod) == qos
 
 
-# --- volumes --------------------------------------------------------------------------
-
-
-def test_configmap_volume_files_with_items_and_modes() -> None:
-    items = [{"key": "a", "path": "dir/a.txt"}, {"key": "b", "path": "b", "mode": 0o755}]
-    volume = {"name": "v", "configMap": {"name": "cm", "defaultMode": 0o600, "items": items}}
-    source = {"metadata": {"name": "cm"}, "data": {"a": "A", "b": "B", "c": "C"}}
-    assert volume_files(volume, source) == {"dir/a.txt": (b"A", 0o600), "b": (b"B", 0o755)}
-
-
-def test_secret_volume_decodes_data() -> None:
-    volume = {"name": "v", "secret": {"secretName": "s"}}
-    source = {"metadata": {"name": "s"}, "data": {"pw": base64.b64encode(b"\x00hunter2").decode()}}
-    assert volume_files(volume, source) == {"pw": (b"\x00hunter2", 0o644)}
-
-
-def test_missing_source_fails_unless_optional() -> None:
-    with pytest.raises(RuntimeFailure) as failure:
-        volume_files({"name": "v", "configMap": {"name": "nope"}}, None)
-    assert failure.value.reason == "CreateContainerConfigError"
-    assert 'configmap "nope" not found' in failure.value.message
-    assert volume_files({"name": "v", "secret": {"secretName": "x", "optional": True}}, None) == {}
+def test_referenced_objects_covers_env_env_from_and_volumes() -> None:
+    pod = {
+        "spec": {
+            "initContainers": [{"name": "i", "envFrom": [{"secretRef": {"name": "init-s"}}]}],
+            "containers": [
+                {
+                    "name": "c",
+                    "envFrom": [{"configMapRef": {"name": "cm-all"}, "prefix": "P_"}],
+                    "env": [
+                        {"name": "A", "value": "x"},
+                        {
+                            "name": "B",
+                            "valueFrom": {"configMapKeyRef": {"name": "cm-k", "key": "k"}},
+                        },
+                        {"name": "C", "valueFrom": {"secretKeyRef": {"name": "s-k", "key": "k"}}},
+                        {"name": "D", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "v1", "configMap": {"name": "cm-vol"}},
+                {"name": "v2", "secret": {"secretName": "s-vol"}},
+                {"name": "v3", "emptyDir": {}},
+            ],
+        }
+    }
+    assert referenced_objects(pod) == {
+        ("Secret", "init-s"),
+        ("ConfigMap", "cm-all"),
+        ("ConfigMap", "cm-k"),
+        ("Secret", "s-k"),
+        ("ConfigMap", "cm-vol"),
+        ("Secret", "s-vol"),
+    }
