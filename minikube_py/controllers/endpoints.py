@@ -34,9 +34,11 @@ makes it plan from stale slices, and its own echoes trigger no reconcile.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -398,6 +400,13 @@ def differs(want: Obj, have: Obj) -> bool:
 
 # ---------------------------------------------------------------------- controller
 
+TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
+
+
+def _rfc3339_nano(seconds: float) -> str:
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
 
 _NOT_OURS: Obj = {}
 
@@ -437,6 +446,10 @@ class EndpointsController(Controller):
         self.own_slices: dict[str, dict[str, Obj | None]] = {}
         self.own_endpoints: dict[str, Obj] = {}
         self.gone: set[str] = set()  # deleted Services whose Endpoints are to go too
+        # when this controller first saw a change not yet written, per Service: the
+        # slices carry it (TRIGGER_TIME_ANNOTATION) so that proxies can measure the
+        # network programming latency, as kube's EndpointSlice controller does
+        self.triggered: dict[str, float] = {}
         self.services.add_handler(self._on_service)
         self.pods.add_handler(self._on_pod)
         self.endpoints.add_handler(self._on_endpoints)
@@ -478,6 +491,7 @@ class EndpointsController(Controller):
                 if labels.matches(sel, pod["metadata"].get("labels"))
                 and (m := pod_member(svc, pod)) is not None
             }
+            self.triggered.setdefault(key, time.time())
         self.enqueue(key)
 
     def _on_pod(self, type_: str, pod: Obj, old: Obj | None) -> None:
@@ -502,6 +516,7 @@ class EndpointsController(Controller):
                 del members[pod_key]
             else:
                 members[pod_key] = after
+            self.triggered.setdefault(svc_key, time.time())
             self.queue.add(svc_key)
             self.endpoints_queue.add_after(svc_key, self.endpoint_updates_batch_period)
 
@@ -552,6 +567,7 @@ class EndpointsController(Controller):
         return list(current.values())
 
     async def reconcile(self, key: str) -> None:
+        triggered = self.triggered.pop(key, None)
         svc = self.services.get(key)
         slices = self._slices_of(key)
         managed: dict[str, list[Obj]] = {MANAGED_BY: [], MIRROR_MANAGED_BY: []}
@@ -573,6 +589,11 @@ class EndpointsController(Controller):
             wanted = mirror_endpoints(ep) if mirrors(svc, ep) else []
             plan = plan_slices(svc, wanted, managed[manager], manager, placeholder=False)
             plan.delete += [s["metadata"]["name"] for s in managed[MANAGED_BY]]
+        if triggered is not None:
+            stamp = _rfc3339_nano(triggered)
+            for body in (*plan.create, *plan.update):
+                md = body["metadata"]
+                md["annotations"] = {**(md.get("annotations") or {}), TRIGGER_TIME: stamp}
         await asyncio.gather(
             *(self._write_slice(key, body, create=True) for body in plan.create),
             *(self._write_slice(key, body, create=False) for body in plan.update),

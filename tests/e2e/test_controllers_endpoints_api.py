@@ -7,6 +7,9 @@ Service's slice. Endpoints trail slices by up to the controller's batch period."
 from __future__ import annotations
 
 import asyncio
+import datetime
+import re
+import time
 import uuid
 
 from minikube_py.client import Client
@@ -93,6 +96,14 @@ async def test_endpoints_and_slices_follow_pods(
             )
             assert s["metadata"]["labels"]["team"] == "a"
             assert s["metadata"]["ownerReferences"][0]["kind"] == "Service"
+            # when the controller saw the change, to the microsecond, for the proxies'
+            # network programming latency
+            trigger = s["metadata"]["annotations"][
+                "endpoints.kubernetes.io/last-change-trigger-time"
+            ]
+            seen = datetime.datetime.fromisoformat(trigger.replace("Z", "+00:00"))
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", trigger)
+            assert 0 <= time.time() - seen.timestamp() < 120
 
         async def both_in_endpoints() -> bool:  # Endpoints follow within the batch period
             ep = await c.get("Endpoints", "web", ns)
