@@ -17,7 +17,7 @@ configMap and secret volumes agent.volumes writes.
 Creating and starting are separate steps (`create_sandbox`, `create_container`,
 `start_container`): a container joining the sandbox's network may be created while the
 sandbox is still starting, and Docker wants the sandbox running only when the container
-starts. `run_sandbox` and `run_container` do both steps at once.
+starts.
 
 The pure parts (`$(VAR)` expansion, resources, mounts, state mapping) are module functions;
 `DockerRuntime` is the thin adapter. Its methods block on the Docker API: call them from
@@ -267,12 +267,6 @@ class DockerRuntime:
             container = self.client.containers.create(self.pause_image, **options)
         return container
 
-    def run_sandbox(self, pod: Obj, *, hosts: str, resolv_conf: str) -> Container:
-        """`create_sandbox`, then start it."""
-        sandbox = self.create_sandbox(pod, hosts=hosts, resolv_conf=resolv_conf)
-        self.start_container(sandbox)
-        return sandbox
-
     def sandbox_pid(self, sandbox: Container) -> int:
         sandbox.reload()
         return int(sandbox.attrs["State"]["Pid"])
@@ -378,29 +372,6 @@ class DockerRuntime:
         except docker.errors.APIError as error:
             raise RuntimeFailure("StartError", str(error.explanation)) from error
         container.reload()
-
-    def run_container(
-        self,
-        pod: Obj,
-        spec: Obj,
-        sandbox: Container,
-        *,
-        env: Mapping[str, str],
-        restart_count: int = 0,
-        prepared_volumes: Mapping[str, Path] | None = None,
-    ) -> Container:
-        """`ensure_image`, `create_container`, then start it: one container at once."""
-        self.ensure_image(spec["image"], spec.get("imagePullPolicy"))
-        container = self.create_container(
-            pod,
-            spec,
-            sandbox,
-            env=env,
-            restart_count=restart_count,
-            prepared_volumes=prepared_volumes,
-        )
-        self.start_container(container)
-        return container
 
     def list_pod_containers(self) -> dict[str, list[Container]]:
         """Every pod container of this node (running or not), by pod uid."""

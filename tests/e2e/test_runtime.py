@@ -96,13 +96,39 @@ def eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:
         time.sleep(0.1)
 
 
+def run_sandbox(runtime: DockerRuntime, pod: dict, *, hosts: str, resolv_conf: str) -> Container:
+    """The pod's sandbox, created and started in one step."""
+    sandbox = runtime.create_sandbox(pod, hosts=hosts, resolv_conf=resolv_conf)
+    runtime.start_container(sandbox)
+    return sandbox
+
+
+def run_container(
+    runtime: DockerRuntime,
+    pod: dict,
+    spec: dict,
+    sandbox: Container,
+    *,
+    env: dict[str, str],
+    restart_count: int = 0,
+    prepared_volumes: dict[str, Path] | None = None,
+) -> Container:
+    """One of the pod's containers, its image ensured, created and started in one step."""
+    runtime.ensure_image(spec["image"], spec.get("imagePullPolicy"))
+    container = runtime.create_container(
+        pod, spec, sandbox, env=env, restart_count=restart_count, prepared_volumes=prepared_volumes
+    )
+    runtime.start_container(container)
+    return container
+
+
 def start_pod(
     runtime: DockerRuntime,
     network: PodNetwork,
     ipam: IPAMStore,
     pod: dict,
 ) -> tuple[Container, str]:
-    sandbox = runtime.run_sandbox(pod, hosts=HOSTS, resolv_conf=RESOLV)
+    sandbox = run_sandbox(runtime, pod, hosts=HOSTS, resolv_conf=RESOLV)
     ip = ipam.allocate(pod["metadata"]["uid"])
     network.attach_sandbox(runtime.sandbox_pid(sandbox), pod["metadata"]["uid"], ip)
     return sandbox, ip
@@ -236,7 +262,7 @@ def test_pod_reachable_by_ip_from_its_node(
         "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}},
         "securityContext": {"runAsUser": 33},
     }
-    web = runtime.run_container(pod, spec, sandbox, env={"POD_NAME": "web"})
+    web = run_container(runtime, pod, spec, sandbox, env={"POD_NAME": "web"})
 
     def served() -> bool:
         got = in_netns(
@@ -284,12 +310,13 @@ def test_pods_on_two_nodes_reach_each_other_by_pod_ip(
         sandbox, server_ip = start_pod(
             runtime, networks[1], IPAMStore(tmp_path / "n1.json", cidrs[1]), server
         )
-        runtime.run_container(server, HTTPD, sandbox, env={"POD_NAME": "server"})
+        run_container(runtime, server, HTTPD, sandbox, env={"POD_NAME": "server"})
         client = new_pod("client")
         client_sandbox, client_ip = start_pod(
             runtime, networks[2], IPAMStore(tmp_path / "n2.json", cidrs[2]), client
         )
-        sleeper = runtime.run_container(
+        sleeper = run_container(
+            runtime,
             client,
             {
                 "name": "main",
@@ -401,10 +428,10 @@ def test_restarted_agent_adopts_containers_by_label(
 ) -> None:
     pod = new_pod("adopt")
     uid = pod["metadata"]["uid"]
-    sandbox = runtime.run_sandbox(pod, hosts=HOSTS, resolv_conf=RESOLV)
+    sandbox = run_sandbox(runtime, pod, hosts=HOSTS, resolv_conf=RESOLV)
     spec = {"name": "main", "image": "minikube-py/busybox:latest", "args": ["sleep", "60"]}
-    main = runtime.run_container(
-        pod, {**spec, "imagePullPolicy": "Never"}, sandbox, env={}, restart_count=2
+    main = run_container(
+        runtime, pod, {**spec, "imagePullPolicy": "Never"}, sandbox, env={}, restart_count=2
     )
 
     restarted = DockerRuntime(runtime.client, runtime.state_dir, node_name="node-a")
@@ -425,9 +452,10 @@ def test_graceful_stop_sends_sigterm_then_sigkill(
     runtime: DockerRuntime, new_pod: Callable[..., dict]
 ) -> None:
     pod = new_pod("stopper")
-    sandbox = runtime.run_sandbox(pod, hosts=HOSTS, resolv_conf=RESOLV)
+    sandbox = run_sandbox(runtime, pod, hosts=HOSTS, resolv_conf=RESOLV)
     loop = "echo ready; while :; do sleep 1 & wait $!; done"
-    graceful = runtime.run_container(
+    graceful = run_container(
+        runtime,
         pod,
         {
             "name": "graceful",
@@ -438,7 +466,8 @@ def test_graceful_stop_sends_sigterm_then_sigkill(
         sandbox,
         env={},
     )
-    stubborn = runtime.run_container(
+    stubborn = run_container(
+        runtime,
         pod,
         {
             "name": "stubborn",
@@ -469,15 +498,17 @@ def test_exit_codes_logs_and_exec_stream(
     runtime: DockerRuntime, new_pod: Callable[..., dict]
 ) -> None:
     pod = new_pod("jobs")
-    sandbox = runtime.run_sandbox(pod, hosts=HOSTS, resolv_conf=RESOLV)
+    sandbox = run_sandbox(runtime, pod, hosts=HOSTS, resolv_conf=RESOLV)
     image = {"image": "minikube-py/busybox:latest", "imagePullPolicy": "IfNotPresent"}
-    done = runtime.run_container(
+    done = run_container(
+        runtime,
         pod,
         {"name": "done", **image, "command": ["sh", "-c", "echo one; echo two"]},
         sandbox,
         env={},
     )
-    failed = runtime.run_container(
+    failed = run_container(
+        runtime,
         pod,
         {"name": "failed", **image, "command": ["sh", "-c", "exit $(CODE)"], "workingDir": "/tmp"},
         sandbox,
@@ -493,7 +524,8 @@ def test_exit_codes_logs_and_exec_stream(
     assert list(runtime.logs(done, follow=True)) != []  # a stopped container's stream ends
 
     with pytest.raises(RuntimeFailure) as missing:
-        runtime.run_container(
+        run_container(
+            runtime,
             pod,
             {"name": "nope", "image": "minikube-py/absent:1", "imagePullPolicy": "Never"},
             sandbox,
@@ -501,8 +533,8 @@ def test_exit_codes_logs_and_exec_stream(
         )
     assert missing.value.reason == "ErrImageNeverPull"
 
-    sleeper = runtime.run_container(
-        pod, {"name": "shell", **image, "args": ["sleep", "60"]}, sandbox, env={}
+    sleeper = run_container(
+        runtime, pod, {"name": "shell", **image, "args": ["sleep", "60"]}, sandbox, env={}
     )
 
     async def talk() -> tuple[bytes, bytes, int | None]:
@@ -525,23 +557,26 @@ def test_attach_reaches_the_main_process_and_stdin_once_closes_its_stdin(
     runtime: DockerRuntime, new_pod: Callable[..., dict]
 ) -> None:
     pod = new_pod("attach")
-    sandbox = runtime.run_sandbox(pod, hosts=HOSTS, resolv_conf=RESOLV)
+    sandbox = run_sandbox(runtime, pod, hosts=HOSTS, resolv_conf=RESOLV)
     image = {"image": "minikube-py/busybox:latest", "imagePullPolicy": "Never"}
     script = "while read line; do echo got-$line; echo err-$line >&2; done; echo stdin-closed"
-    reader = runtime.run_container(
+    reader = run_container(
+        runtime,
         pod,
         {"name": "reader", **image, "command": ["sh", "-c", script], "stdin": True,
          "stdinOnce": True},
         sandbox,
         env={},
     )  # fmt: skip
-    terminal = runtime.run_container(
+    terminal = run_container(
+        runtime,
         pod,
         {"name": "terminal", **image, "command": ["sh"], "stdin": True, "tty": True},
         sandbox,
         env={},
     )
-    chatter = runtime.run_container(
+    chatter = run_container(
+        runtime,
         pod,
         {"name": "chatter", **image, "stdin": True,
          "command": ["sh", "-c", 'while read l; do echo "got-$l"; [ "$l" = quit ] && exit; done']},
@@ -606,12 +641,13 @@ def test_sub_path_binds_the_current_version_of_a_volume_file(
     uid = pod["metadata"]["uid"]
     directory = runtime.pod_dir(uid) / "volumes" / "config"
     write_atomic(directory, {"app.conf": (b"v1\n", 0o644)})
-    sandbox = runtime.run_sandbox(pod, hosts=HOSTS, resolv_conf=RESOLV)
+    sandbox = run_sandbox(runtime, pod, hosts=HOSTS, resolv_conf=RESOLV)
     mounts = [
         {"name": "config", "mountPath": "/config"},
         {"name": "config", "mountPath": "/etc/app.conf", "subPath": "app.conf"},
     ]
-    main = runtime.run_container(
+    main = run_container(
+        runtime,
         pod,
         {"name": "main", "image": "minikube-py/busybox:latest", "imagePullPolicy": "Never",
          "args": ["sleep", "60"], "volumeMounts": mounts},
@@ -631,7 +667,8 @@ def test_sub_path_binds_the_current_version_of_a_volume_file(
     escape = {"name": "config", "mountPath": "/x", "subPath": "link"}
     (directory / "link").symlink_to("/etc")
     with pytest.raises(RuntimeFailure, match="leaves its volume"):
-        runtime.run_container(
+        run_container(
+        runtime,
             pod,
             {"name": "escape", "image": "minikube-py/busybox:latest",
              "imagePullPolicy": "Never", "volumeMounts": [escape]},
