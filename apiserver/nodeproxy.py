@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -243,20 +244,34 @@ class NodeProxy:
     ) -> web.StreamResponse:
         ws = web.WebSocketResponse(protocols=[SPDY_TUNNEL_PROTOCOL], max_msg_size=0)
         await ws.prepare(request)
-        session = PortForwardSession(ws.send_bytes, self._dialer(url, pod))
-        try:
+
+        async def tunnelled() -> AsyncIterator[bytes]:
             async for message in ws:
                 if message.type != aiohttp.WSMsgType.BINARY:
-                    break  # the tunnel carries binary messages only
-                await session.feed(message.data)
+                    return  # the tunnel carries binary messages only
+                yield message.data
+
+        try:
+            session = PortForwardSession(ws.send_bytes, self._dialer(url, pod))
+            await self._serve_spdy(session, tunnelled(), pod)
+        finally:
+            await ws.close()
+        return ws
+
+    @staticmethod
+    async def _serve_spdy(
+        session: PortForwardSession, received: AsyncIterator[bytes], pod: str
+    ) -> None:
+        """Feed kubectl's SPDY bytes to the session until kubectl is done, then close it."""
+        try:
+            async for data in received:
+                await session.feed(data)
         except SpdyError as error:
             log.warning("port-forward to %s: %s", pod, error)
         except ConnectionError:
             pass  # kubectl went away while being answered
         finally:
             await session.close()
-            await ws.close()
-        return ws
 
     async def _spdy_upgrade(self, request: web.Request, url: str, pod: str) -> web.StreamResponse:
         offered = _offered(request, "X-Stream-Protocol-Version")
@@ -281,16 +296,14 @@ class NodeProxy:
         )
         response.force_close()
         await response.prepare(request)
-        session = PortForwardSession(response.write, self._dialer(url, pod))
-        try:
+
+        async def upgraded() -> AsyncIterator[bytes]:
             while (data := await received.get()) is not None:
-                await session.feed(data)
-        except SpdyError as error:
-            log.warning("port-forward to %s: %s", pod, error)
-        except ConnectionError:
-            pass  # kubectl went away while being answered
-        finally:
-            await session.close()
+                yield data
+
+        await self._serve_spdy(
+            PortForwardSession(response.write, self._dialer(url, pod)), upgraded(), pod
+        )
         return response
 
 
