@@ -38,6 +38,7 @@ from apiserver.storage import Absent, AtRevision, Compare, Expired, Store, Unava
 from apiserver.watchcache import WatchCache
 from minikube_py.api import defaults, labels, validation
 from minikube_py.api.resources import BY_KIND, Resource
+from minikube_py.api.timestamps import now_rfc3339, rfc3339
 from minikube_py.api.types import Obj
 
 MAX_RETRIES = 16
@@ -45,10 +46,6 @@ MAX_RETRIES = 16
 STATUS_SPLIT = {r.kind for r in BY_KIND.values() if "status" in r.subresources} - {"Namespace"}
 # Kinds where PUT of a missing object creates it (kube's AllowCreateOnUpdate).
 CREATE_ON_UPDATE = {"Endpoints", "Lease", "EndpointSlice", "Event"}
-
-
-def now_rfc3339(at: datetime | None = None) -> str:
-    return (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -484,7 +481,7 @@ class Registry:
                     and wait_seconds < int(umd.get("deletionGracePeriodSeconds") or 0)
                 ):
                     at = datetime.now(UTC) + timedelta(seconds=wait_seconds or 0)
-                    umd["deletionTimestamp"] = now_rfc3339(at)
+                    umd["deletionTimestamp"] = rfc3339(at)
                     umd["deletionGracePeriodSeconds"] = wait_seconds or 0
                     if res.kind in ("Deployment", "ReplicaSet", "StatefulSet"):
                         umd["generation"] = int(umd.get("generation", 1)) + 1
