@@ -13,9 +13,12 @@ libraries import much more than it needs:
   the encoding of a text body that does not name one. The Docker Engine API speaks JSON
   in UTF-8, which is what requests assumes without a detector, so the detectors are
   marked absent (`sys.modules[name] = None`) and requests' warning about it is muted.
+- aiohttp's default client contexts and asyncio's TLS read buffers: see
+  minikube_py.lean_tls, shared with the control plane's processes.
 
-The agent's `main` imports this module before anything else; in a process that imported
-these libraries already it changes nothing.
+The agent's `main` imports this module before anything else, and so does the CLI, whose
+`start` uses the same libraries (its import time is part of the lab's start). In a
+process that imported these libraries already it changes nothing.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ import sys
 import warnings
 from typing import Any
 
-# top-level names of pyroute2 the agent uses -> the submodule defining them
-_PYROUTE2_NAMES = {"IPRoute": "pyroute2.iproute"}
+import minikube_py.lean_tls  # noqa: F401
+
+# top-level names of pyroute2 the agent and the lab use -> the submodule defining them
+_PYROUTE2_NAMES = {"IPRoute": "pyroute2.iproute", "AsyncIPRoute": "pyroute2.iproute"}
 _CHARSET_DETECTORS = ("charset_normalizer", "chardet")
 
 

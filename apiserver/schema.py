@@ -3,10 +3,13 @@
 The field tree comes from the official `kubernetes` client's generated models: every
 model class lists its attributes' types (`openapi_types`) and JSON keys
 (`attribute_map`), so walking them from `V1Pod` yields the whole Pod schema without a
-private copy of the Kubernetes types. What those models flatten away is added here as
-data, taken from the Kubernetes API reference (the Go struct tags `patchStrategy`,
-`patchMergeKey` and the `+listType`/`+listMapKey` markers, published as the
-`x-kubernetes-*` OpenAPI extensions):
+hand-kept copy of the Kubernetes types. The apiserver does not import the client (30 MB
+and half a second per start): it reads what it needs of the models from
+`schema_models.json`, generated from the client by apiserver/schema_table.py and read
+on first use. What those models flatten away is added here as data, taken from the
+Kubernetes API reference (the Go struct tags `patchStrategy`, `patchMergeKey` and the
+`+listType`/`+listMapKey` markers, published as the `x-kubernetes-*` OpenAPI
+extensions):
 
 * `PATCH_METADATA`: merge keys, patch strategies and list types, which strategic merge
   patch (apiserver/patch.py, kubectl's client-side apply) needs;
@@ -21,12 +24,12 @@ keeps its own patch metadata (the same `V1Container` model sits under `container
 """
 
 import functools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-
-from kubernetes.client import models
 
 from minikube_py.api.resources import BY_KIND
 from minikube_py.api.types import Obj
@@ -161,6 +164,12 @@ _DICT = re.compile(r"^(?:Dict\[str, (.+)\]|dict\(str, (.+)\))$")
 # when two groups define the same name: core/v1 Event vs events.k8s.io/v1 Event).
 _KIND_MODELS: Mapping[str, str] = {"Event": "CoreV1Event"}
 
+# Models of the API machinery beside the served kinds' own: request and response bodies
+# and subresources, which the OpenAPI documents define too.
+API_MODELS = ("V1Status", "V1DeleteOptions", "V1WatchEvent", "V1Scale", "V1Binding")
+
+TABLE_PATH = Path(__file__).with_name("schema_models.json")
+
 
 @dataclass(frozen=True)
 class SchemaNode:
@@ -235,8 +244,29 @@ def schema_for(kind: str) -> SchemaNode:
 
 def model_description(model: str) -> str:
     """The model's own documentation: its class docstring up to the attribute list."""
-    doc = getattr(models, model).__doc__ or ""
-    return " ".join(doc.split("Attributes:")[0].split())
+    return str(_model_entry(model)["description"])
+
+
+@functools.cache
+def _model_table() -> Mapping[str, Mapping[str, Any]]:
+    return json.loads(TABLE_PATH.read_text())
+
+
+def _model_entry(model: str) -> Mapping[str, Any]:
+    try:
+        return _model_table()[model]
+    except KeyError:
+        raise KeyError(
+            f"client model {model!r} is not in {TABLE_PATH.name} (python -m apiserver.schema_table)"
+        ) from None
+
+
+def referenced_model(type_str: str) -> str | None:
+    """The client model a field's type names, through lists and maps (None: a scalar)."""
+    node = _type_node(type_str, "", "", PatchMeta())
+    while node.element is not None:
+        node = node.element
+    return node.model or None
 
 
 def _type_node(type_str: str, named: str, description: str, patch: PatchMeta) -> SchemaNode:
@@ -256,30 +286,20 @@ def _type_node(type_str: str, named: str, description: str, patch: PatchMeta) ->
 
 @functools.cache
 def _model_fields(model: str) -> Mapping[str, SchemaNode]:
-    cls = getattr(models, model)
-    declared = getattr(cls, "model_fields", {})
-    fields: dict[str, SchemaNode] = {}
-    for attr, type_str in cls.openapi_types.items():
-        key = cls.attribute_map[attr]
-        info = declared.get(attr)
-        fields[key] = _type_node(
+    return {
+        key: _type_node(
             type_str,
             NAMED_TYPES.get((model, key), ""),
-            (info.description or "") if info is not None else "",
+            description,
             PATCH_METADATA.get((model, key), PatchMeta()),
         )
-    return fields
+        for key, type_str, description in _model_entry(model)["fields"]
+    }
 
 
 @functools.cache
 def _model_required(model: str) -> tuple[str, ...]:
-    cls = getattr(models, model)
-    declared = getattr(cls, "model_fields", {})
-    return tuple(
-        cls.attribute_map[attr]
-        for attr, info in declared.items()
-        if attr in cls.attribute_map and info.is_required()
-    )
+    return tuple(_model_entry(model)["required"])
 
 
 def unknown_fields(kind: str, obj: Obj) -> list[str]:

@@ -7,6 +7,11 @@ progress goes to stderr through rich so that stdout stays parseable.
 
 from __future__ import annotations
 
+# First: `start` runs on the agent's libraries; import them as lean (its CPU time).
+import agent.lean_imports  # noqa: F401
+
+# isort: split
+
 import argparse
 import asyncio
 import json
@@ -95,8 +100,12 @@ def cmd_start(args: argparse.Namespace) -> None:
         if address not in lab.config.bind_addresses:
             lab.config.bind_addresses.append(address)
     started = time.monotonic()
-    if args.nodes > 0 or lab.config.node_indexes:
+    with_nodes = args.nodes > 0 or bool(lab.config.node_indexes)
+    if with_nodes:
         _require_root("a lab with nodes")
+    # etcd first: it gets ready while the rest of the lab is imported and set up
+    lab.start_etcd(wait=False)
+    if with_nodes:
         from minikube_py.nodes import LabNodes
 
         LabNodes(lab).start(args.nodes, _step)

@@ -151,14 +151,17 @@ class Lab:
     def etcd_servers(self) -> str:
         return self.config.etcd_servers or self.etcd_member().client_url
 
-    def start_etcd(self) -> None:
+    def start_etcd(self, wait: bool = True) -> None:
+        """Our own etcd, unless the lab uses external endpoints. With `wait=False` it
+        returns once etcd is launched: the apiserver retries until the store answers."""
         if self.config.etcd_servers:
             return
         member = self.etcd_member()
         if not self.pid("etcd"):
             proc = start_member(member, self.log_path("etcd"))
             self._record("etcd", proc)
-        wait_healthy([member], timeout=30)
+        if wait:
+            wait_healthy([member], timeout=30)
 
     def start_apiserver(self, extra_ips: list[str] | None = None, wait: bool = True) -> None:
         pki = self.home / "pki"
@@ -218,11 +221,12 @@ class Lab:
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
-            if not self.pid("apiserver"):
-                raise RuntimeError(
-                    f"apiserver exited; see {self.log_path('apiserver')}:\n"
-                    + _tail(self.log_path("apiserver"))
-                )
+            for component in ("apiserver", *(() if self.config.etcd_servers else ("etcd",))):
+                if not self.pid(component):
+                    raise RuntimeError(
+                        f"{component} exited; see {self.log_path(component)}:\n"
+                        + _tail(self.log_path(component))
+                    )
             try:
                 with urllib.request.urlopen(
                     f"{self.config.server_url}/readyz", timeout=2, context=ctx
@@ -265,15 +269,17 @@ class Lab:
         )  # fmt: skip
 
     def start_control_plane(self, progress: Progress = lambda _: None, wait: bool = True) -> Path:
-        """etcd, apiserver and controller-manager. With `wait=False` it returns once the
-        processes are launched (the caller overlaps other work, then `wait_apiserver`)."""
+        """etcd, apiserver and controller-manager, launched together: the apiserver's
+        start-up overlaps etcd's, and it retries until etcd answers. With `wait=False` it
+        returns once the processes are launched (the caller overlaps other work, then
+        `wait_apiserver`)."""
         self.save_config()
         progress(
             "starting etcd"
             if not self.config.etcd_servers
             else f"using etcd at {self.config.etcd_servers}"
         )
-        self.start_etcd()
+        self.start_etcd(wait=False)
         progress("starting apiserver and controller-manager")
         self.start_apiserver(wait=wait)
         path = self.write_kubeconfig()

@@ -7,9 +7,13 @@ the external-store path; the state dir and kubeconfig are private to the test.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,3 +88,40 @@ def test_bad_input_gets_a_one_line_error(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0
     assert "run `minikube-py start` first" in proc.stderr
+
+
+def test_own_etcd_starts_with_the_apiserver_and_its_failure_is_reported(tmp_path: Path) -> None:
+    """`start` launches its own etcd and the apiserver together; an etcd that cannot
+    start (its peer port taken) is reported with its log at once, and a later start
+    recovers."""
+    home, kubeconfig = tmp_path / "home", tmp_path / "kubeconfig"
+    env = {**os.environ, "MINIKUBE_PY_HOME": str(home), "KUBECONFIG": str(kubeconfig)}
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    home.mkdir()
+    config = {
+        "name": "cli" + secrets.token_hex(3),
+        "apiserver_port": free_port(),
+        "etcd_client_port": free_port(),
+        "etcd_peer_port": blocker.getsockname()[1],
+    }
+    (home / "config.json").write_text(json.dumps(config))
+    try:
+        started = time.monotonic()
+        failed = cli(env, "start", "--nodes", "0", check=False)
+        assert failed.returncode == 1
+        assert "etcd exited" in failed.stderr and "address already in use" in failed.stderr
+        assert time.monotonic() - started < 20  # not the apiserver's 30 s wait
+        cli(env, "stop")
+
+        blocker.close()
+        cli(env, "start", "--nodes", "0")
+        status = cli(env, "status").stdout
+        assert all(f"{c}" in status for c in ("etcd", "apiserver", "controller-manager"))
+        namespace = json.loads(cli(env, "get", "ns", "default", "-o", "json").stdout)
+        assert namespace["metadata"]["name"] == "default"  # bootstrapped once etcd answered
+    finally:
+        blocker.close()
+        cli(env, "delete", check=False)
+    assert not home.exists()

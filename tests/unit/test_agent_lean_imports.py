@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 
 def run(code: str) -> str:
@@ -46,3 +48,29 @@ def test_requests_runs_without_a_charset_detector_and_reads_utf8() -> None:
         """
     )
     assert out.split() == ["None", "None", "True", "café"]
+
+
+def test_every_pyroute2_name_the_project_imports_is_served_lean() -> None:
+    """A name missing from the table would run pyroute2's whole `__init__` (5 MB)."""
+    root = Path(__file__).resolve().parents[2]
+    statement = re.compile(r"^from pyroute2 import (?:\(([^)]*)\)|(.+))$", re.M)
+    names = {
+        name.split(" as ")[0].strip()
+        for package in ("agent", "minikube_py")
+        for source in (root / package).rglob("*.py")
+        for match in statement.finditer(source.read_text())
+        for name in (match.group(1) or match.group(2)).split(",")
+        if name.strip()
+    }
+    assert "IPRoute" in names
+    out = run(
+        f"""
+        import importlib.util, sys
+        import pyroute2
+        for name in {sorted(names)!r}:
+            if importlib.util.find_spec("pyroute2." + name) is None:
+                getattr(pyroute2, name)
+        print("pyroute2.ndb.main" in sys.modules, "pyroute2.ipdb" in sys.modules)
+        """
+    )
+    assert out.split() == ["False", "False"]

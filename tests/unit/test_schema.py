@@ -1,5 +1,8 @@
 """apiserver/schema.py: unknown-field detection and the patch metadata of each kind."""
 
+import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -12,11 +15,14 @@ from apiserver.patch import PatchSchema
 from apiserver.schema import (
     NAMED_TYPES,
     PATCH_METADATA,
+    TABLE_PATH,
     SchemaNode,
     model_for,
+    referenced_model,
     schema_for,
     unknown_fields,
 )
+from apiserver.schema_table import build_table, render_table
 from minikube_py.api.resources import RESOURCES
 
 KINDS = [r.kind for r in RESOURCES]
@@ -565,6 +571,29 @@ def test_tables_name_only_real_fields_of_served_kinds() -> None:
     reachable = _model_fields_reachable() | {("V1WatchEvent", "object")}
     assert set(PATCH_METADATA) - reachable == set()
     assert set(NAMED_TYPES) - reachable == set()
+
+
+def test_model_table_is_what_the_installed_client_says() -> None:
+    """schema_models.json is generated: regenerate it when the client changes."""
+    assert json.loads(TABLE_PATH.read_text()) == build_table()
+    assert TABLE_PATH.read_text() == render_table(build_table())
+
+
+def test_referenced_model_sees_through_lists_and_maps() -> None:
+    assert referenced_model("List[V1Container]") == "V1Container"
+    assert referenced_model("Dict[str, List[V1Toleration]]") == "V1Toleration"
+    assert referenced_model("dict(str, str)") is None
+    assert referenced_model("datetime") is None
+
+
+def test_serving_does_not_import_the_client() -> None:
+    code = (
+        "import sys; from apiserver import openapi, schema; "
+        "schema.unknown_fields('Pod', {'spec': {}}); openapi.openapi_v2(); "
+        "print('kubernetes' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
 
 
 def test_every_kind_has_a_client_model() -> None:
