@@ -11,7 +11,7 @@ them.
 
 from __future__ import annotations
 
-# First, so that what follows finds pyroute2 registered lean (resident memory).
+# First, so that what follows imports lean (resident memory): pyroute2, aiohttp's TLS.
 import agent.lean_imports  # noqa: F401
 
 # isort: split
@@ -34,7 +34,7 @@ from agent.ipam import IPAMStore
 from agent.lb import AddressAnnouncer, keep_announcements
 from agent.network import PodNetwork
 from agent.node import AGENT_PORT, NodeAgent, machine_facts, node_resources
-from agent.pods import CrashBackoff, PodSyncer
+from agent.pods import WORKERS, CrashBackoff, PodSyncer
 from agent.proxy import NodeFacts, Proxier
 from agent.proxy.loop import keep_proxy
 from agent.proxy.metrics import PROXY_METRICS
@@ -141,7 +141,7 @@ async def keep_routes(network: PodNetwork, nodes: Informer, own_name: str) -> No
 def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     if not args.tls_cert_file:
         return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # no client certificates: no CA store
     context.load_cert_chain(args.tls_cert_file, args.tls_private_key_file)
     return context
 
@@ -150,7 +150,9 @@ async def run(args: argparse.Namespace) -> None:
     client = Client(
         Credentials.from_kubeconfig(args.kubeconfig), user_agent=f"agent/{args.node_name}"
     )
-    docker_client = docker.from_env(timeout=120)
+    # one pooled connection per pod-sync thread: with docker's default of 10, the
+    # threads beyond it open and drop a connection per call during a burst
+    docker_client = docker.from_env(timeout=120, max_pool_size=WORKERS)
     runtime = DockerRuntime(
         docker_client, args.state_dir, args.node_name, allow_pull=args.allow_pull
     )

@@ -12,11 +12,12 @@ Layout (all inside the node's network namespace; `netns=None` means the agent's 
 - sysctls: IPv4 forwarding, and bridged traffic through the netfilter hooks (so the
   Service proxy also sees pod-to-pod traffic on `cni0`).
 
-All calls block (netlink, subprocess): run them from asyncio via `asyncio.to_thread`.
+All calls block (netlink, subprocess): run them from asyncio in a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import ipaddress
@@ -25,7 +26,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from pyroute2 import IPRoute
+from pyroute2 import AsyncIPRoute, IPRoute
 from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -35,6 +36,7 @@ BRIDGE = "cni0"
 POD_ROUTE_PROTO = 167
 NAT_TABLE = "mkpy-nat"
 SANDBOX_IFNAME = "eth0"
+LOOPBACK_INDEX = 1  # the kernel's: `lo` is the first link of every network namespace
 
 
 def host_veth_name(pod_uid: str) -> str:
@@ -128,34 +130,41 @@ class PodNetwork:
         """Wire the sandbox (by its pid) to `cni0` with `ip`; returns the host veth name.
 
         The veth's sandbox end is made inside the sandbox's namespace, already named
-        `eth0`; this thread then enters that namespace to configure it (a netlink socket
-        opened there, rather than pyroute2's `netns=`, which forks a helper process)."""
+        `eth0`, and the host end is made a port of `cni0` and up in the same request.
+        This thread enters each namespace to open a netlink socket there (rather than
+        pyroute2's `netns=`, which forks a helper process), and runs the requests on
+        one pyroute2 asyncio loop of its own: its blocking API runs a loop per request,
+        which costs the agent more than the request."""
         host_name = host_veth_name(pod_uid)
-        with self._ipr() as ipr:
-            for index in ipr.link_lookup(ifname=host_name):  # a half-done earlier attempt
-                ipr.link("del", index=index)
-            ipr.link(
-                "add",
-                ifname=host_name,
-                kind="veth",
-                peer={"ifname": SANDBOX_IFNAME, "net_ns_pid": sandbox_pid},
-            )
-            host_index = ipr.link_lookup(ifname=host_name)[0]
-            bridge_index = ipr.link_lookup(ifname=BRIDGE)[0]
-            ipr.link("set", index=host_index, master=bridge_index)
-            ipr.brport("set", index=host_index, mode=1)  # hairpin
-            ipr.link("set", index=host_index, state="up")
         try:
-            with entered_netns(f"/proc/{sandbox_pid}/ns/net"), IPRoute() as sandbox:
-                index = sandbox.link_lookup(ifname=SANDBOX_IFNAME)[0]
-                sandbox.addr("add", index=index, address=ip, prefixlen=self.prefixlen)
-                sandbox.link("set", index=index, state="up")
-                sandbox.link("set", index=sandbox.link_lookup(ifname="lo")[0], state="up")
-                sandbox.route("add", dst="0.0.0.0/0", gateway=gateway or self.gateway)
+            asyncio.run(self._attach(sandbox_pid, host_name, ip, gateway or self.gateway))
         except Exception:
             self.detach_sandbox(pod_uid)  # no half-wired veth left on the bridge
             raise
         return host_name
+
+    async def _attach(self, sandbox_pid: int, host_name: str, ip: str, gateway: str) -> None:
+        with entered_netns(self.netns):
+            async with AsyncIPRoute() as ipr:
+                for index in await ipr.link_lookup(ifname=host_name):  # an earlier attempt
+                    await ipr.link("del", index=index)
+                await ipr.link(
+                    "add",
+                    ifname=host_name,
+                    kind="veth",
+                    master=(await ipr.link_lookup(ifname=BRIDGE))[0],
+                    state="up",
+                    peer={"ifname": SANDBOX_IFNAME, "net_ns_pid": sandbox_pid},
+                )
+                host_index = (await ipr.link_lookup(ifname=host_name))[0]
+                await ipr.brport("set", index=host_index, mode=1)  # hairpin
+        with entered_netns(f"/proc/{sandbox_pid}/ns/net"):
+            async with AsyncIPRoute() as sandbox:
+                index = (await sandbox.link_lookup(ifname=SANDBOX_IFNAME))[0]
+                await sandbox.addr("add", index=index, address=ip, prefixlen=self.prefixlen)
+                await sandbox.link("set", index=index, state="up")
+                await sandbox.link("set", index=LOOPBACK_INDEX, state="up")
+                await sandbox.route("add", dst="0.0.0.0/0", gateway=gateway)
 
     def detach_sandbox(self, pod_uid: str) -> None:
         """Remove the pod's veth pair (gone already when the sandbox's namespace ended)."""

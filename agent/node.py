@@ -16,7 +16,6 @@ lifecycle controller judges liveness by it) and patches the status every
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import os
 import platform
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import aiohttp
 
+from minikube_py.api.timestamps import now_micro, now_rfc3339
 from minikube_py.api.types import Obj
 from minikube_py.client import ApiException, Client
 
@@ -61,15 +61,6 @@ class MachineFacts:
     container_runtime_version: str
     agent_version: str
     hostname: str
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now_micro() -> str:
-    """MicroTime, as Lease renewTime wants it."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _read(path: str, default: str = "") -> str:

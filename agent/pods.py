@@ -21,9 +21,11 @@ and Secrets come from informers; a change of one syncs the pods that name it, so
 container waiting for a missing one (CreateContainerConfigError) starts once it exists.
 
 Start latency: pods sync concurrently (a worker each, up to `WORKERS`, as the kubelet's
-per-pod workers), with their blocking Docker and netlink calls on the loop's own threads;
-a new sandbox starts and gets its network while the first container is created, which
-then starts at once.
+per-pod workers), with their blocking Docker, netlink and IPAM (fsync) calls on the
+loop's own threads; a new sandbox starts and gets its network while the first container
+is created, which then starts at once. As the kubelet's pod config, an update that
+changed only a pod's status (the agent's own write, the scheduler's) syncs nothing: in a
+burst, every pod costs one sync, and the engine's time goes to starting containers.
 
 The pure parts (phase, conditions, the container statuses, back-off, the objects a pod
 names) are module functions with unit tests; `PodSyncer` is the adapter.
@@ -66,6 +68,7 @@ from agent.runtime import (
     state_from_docker,
 )
 from agent.volumes import DATA_DIR, VolumeError, volume_files, volume_source, write_atomic
+from minikube_py.api.timestamps import now_rfc3339
 from minikube_py.api.types import Obj, name_of, namespace_of
 from minikube_py.client import ApiException, Client
 from minikube_py.informer import Informer, WorkQueue, key_of
@@ -80,10 +83,6 @@ T = TypeVar("T")
 WORKERS = 32
 HOUSEKEEPING_SECONDS = 10.0
 DEFAULT_GRACE_SECONDS = 30
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- pure: restarts ----------------------------------------------------------------------
@@ -320,6 +319,21 @@ def status_differs(current: Obj, wanted: Obj) -> bool:
     return any(current.get(key) != value for key, value in wanted.items())
 
 
+def status_only_change(old: Obj, new: Obj) -> bool:
+    """Whether an update of a pod changed only its status (the agent's own writes, the
+    scheduler's condition): as the kubelet's pod config, no reason to sync the pod."""
+
+    def without_status(pod: Obj) -> Obj:
+        metadata = {
+            k: v
+            for k, v in pod.get("metadata", {}).items()
+            if k not in ("resourceVersion", "managedFields")
+        }
+        return {**{k: v for k, v in pod.items() if k != "status"}, "metadata": metadata}
+
+    return without_status(old) == without_status(new)
+
+
 def referenced_objects(pod: Obj) -> set[tuple[str, str]]:
     """(kind, name) of every ConfigMap and Secret the pod's env and volumes name: a
     change of one of them is a reason to sync the pod."""
@@ -429,7 +443,7 @@ class PodSyncer:
         # Blocking Docker and netlink calls of the sync loop, a thread per worker: asyncio's
         # default pool has cpu+4 threads, which would queue pods behind each other's calls.
         self._executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="pod-sync")
-        pods.add_handler(lambda _kind, new, _old: self.queue.add(key_of(new)))
+        pods.add_handler(self._pod_changed)
         config_maps.add_handler(lambda _event, new, _old: self._source_changed("ConfigMap", new))
         secrets.add_handler(lambda _event, new, _old: self._source_changed("Secret", new))
 
@@ -454,6 +468,10 @@ class PodSyncer:
         """`call` on the sync loop's own threads."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(call, *args, **kwargs))
+
+    def _pod_changed(self, _kind: str, new: Obj, old: Obj | None) -> None:
+        if old is None or not status_only_change(old, new):
+            self.queue.add(key_of(new))
 
     def _source_changed(self, kind: str, source: Obj) -> None:
         namespace, name = namespace_of(source), name_of(source)
@@ -534,7 +552,7 @@ class PodSyncer:
                 state.terminating = asyncio.create_task(self._terminate(pod, state))
             return
         phase = (pod.get("status") or {}).get("phase")
-        containers = await self._blocking(self._containers, uid)
+        containers = await self._blocking(self.runtime.pod_containers, uid)
         if phase in ("Succeeded", "Failed") and not any(c.status == "running" for c in containers):
             await self._stop_probes(state)
             return
@@ -542,14 +560,6 @@ class PodSyncer:
         await self._write_status(pod, state, containers)
         if requeue is not None:
             self.queue.add_after(key, requeue)
-
-    def _containers(self, uid: str) -> list[Container]:
-        found: list[Container] = self.runtime.client.containers.list(
-            all=True,
-            ignore_removed=True,
-            filters={"label": [f"{LABEL_POD_UID}={uid}", f"{LABEL_NODE_NAME}={self.node_name}"]},
-        )
-        return found
 
     @staticmethod
     def _instances(containers: list[Container], name: str) -> list[Container]:
@@ -576,7 +586,7 @@ class PodSyncer:
         volumes = await self._sync_volumes(pod, state)
         if volumes is None:
             return None  # the missing object's informer event brings us back
-        pod_ip = self.ipam.allocate(uid)
+        pod_ip = await self._blocking(self.ipam.allocate, uid)  # it fsyncs: off the loop
         sandbox_ready: asyncio.Future[None] | None = None
         if new_sandbox:
             sandbox = await self._create_sandbox(pod, pod_ip)
@@ -995,7 +1005,7 @@ class PodSyncer:
         grace = int(pod["metadata"].get("deletionGracePeriodSeconds") or 0)
         try:
             await self._stop_probes(state)
-            containers = await self._blocking(self._containers, uid)
+            containers = await self._blocking(self.runtime.pod_containers, uid)
             running = [
                 c
                 for c in containers

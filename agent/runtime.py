@@ -2,7 +2,10 @@
 
 A pod is a pause sandbox container with network `none` (the agent wires its network
 namespace, see agent.network) plus one Docker container per Kubernetes container, each
-joined to the sandbox's network (`network_mode=container:<sandbox>`). Every container
+joined to the sandbox's network and IPC namespaces (`container:<sandbox>`), as in
+Kubernetes. As the kubelet's default, a container runs without a seccomp filter unless
+its securityContext asks for RuntimeDefault (this also spares runc compiling Docker's
+profile at every start). Every container
 carries labels naming its pod (uid, name, namespace), its container name (`POD` for the
 sandbox), its restart count and its node, so a restarted agent rebuilds its view from
 Docker alone (`list_pod_containers`), and agents of several lab nodes can share one
@@ -13,6 +16,9 @@ as in Kubernetes: the pod's address serves every port (hostPort is not supported
 Per-pod files live under `<state_dir>/pods/<uid>/`: the hostname, hosts and resolv.conf
 files the agent writes (bind-mounted into every container), emptyDir volumes and the
 configMap and secret volumes agent.volumes writes.
+
+`pod_containers` lists a pod's containers with one call and inspects only those whose
+state changed since their last inspection: a pod's periodic sync costs one request.
 
 Creating and starting are separate steps (`create_sandbox`, `create_container`,
 `start_container`): a container joining the sandbox's network may be created while the
@@ -132,7 +138,22 @@ def security_options(pod: Obj, spec: Obj) -> dict[str, Any]:
         args["cap_add"] = list(capabilities["add"])
     if capabilities.get("drop"):
         args["cap_drop"] = list(capabilities["drop"])
+    args.update(seccomp_options(context.get("seccompProfile")))
     return args
+
+
+def seccomp_options(profile: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Docker arguments for a seccompProfile. As the kubelet's default (seccompDefault
+    off), a container without one runs Unconfined; RuntimeDefault is Docker's default
+    profile. Localhost profiles (files on the node) are not supported."""
+    kind = (profile or {}).get("type") or "Unconfined"
+    if kind == "RuntimeDefault":
+        return {}
+    if kind == "Unconfined":
+        return {"security_opt": ["seccomp=unconfined"]}
+    raise RuntimeFailure(
+        "CreateContainerConfigError", f"seccompProfile type {kind!r} is not supported"
+    )
 
 
 def _docker_time(value: str | None) -> str | None:
@@ -214,6 +235,8 @@ class DockerRuntime:
         self.node_name = node_name
         self.pause_image = pause_image
         self.docker_socket = docker_socket
+        # pod uid -> container id -> (Docker's state word when inspected, the container)
+        self._inspected: dict[str, dict[str, tuple[str, Container]]] = {}
 
     def pod_dir(self, uid: str) -> Path:
         return self.state_dir / "pods" / uid
@@ -253,12 +276,18 @@ class DockerRuntime:
         (etc / "hostname").write_text(hostname + "\n")
         (etc / "hosts").write_text(hosts)
         (etc / "resolv.conf").write_text(resolv_conf)
+        pod_context = pod.get("spec", {}).get("securityContext") or {}
+        profile = pod_context.get("seccompProfile") or {}
         options: dict[str, Any] = {
             "name": docker_name(pod, SANDBOX_NAME, 0),
             "hostname": hostname,
             "network_mode": "none",
+            "ipc_mode": "shareable",  # the pod's containers join it, as its network
+            "log_config": {"type": "none"},  # pause writes nothing; no log file to keep
             "labels": pod_labels(pod, SANDBOX_NAME, 0, self.node_name),
             "detach": True,
+            # pause needs no syscall a profile would deny: only RuntimeDefault is honoured
+            **seccomp_options(profile if profile.get("type") == "RuntimeDefault" else None),
         }
         try:
             container: Container = self.client.containers.create(self.pause_image, **options)
@@ -341,6 +370,7 @@ class DockerRuntime:
         options: dict[str, Any] = {
             "name": docker_name(pod, spec["name"], restart_count),
             "network_mode": f"container:{sandbox.id}",
+            "ipc_mode": f"container:{sandbox.id}",
             "labels": pod_labels(pod, spec["name"], restart_count, self.node_name),
             "environment": dict(env),
             "volumes": self._mounts(pod, spec, prepared_volumes or {}),
@@ -366,12 +396,41 @@ class DockerRuntime:
 
     def start_container(self, container: Container) -> None:
         """Start a created container (the sandbox, or one joining it) and refresh its
-        attributes (state, pid). Raises RuntimeFailure(StartError) when it cannot run."""
+        attributes (state, pid), which `pod_containers` then reuses. Raises
+        RuntimeFailure(StartError) when it cannot run."""
         try:
             container.start()
         except docker.errors.APIError as error:
             raise RuntimeFailure("StartError", str(error.explanation)) from error
-        container.reload()
+        finally:
+            with contextlib.suppress(docker.errors.NotFound):  # removed meanwhile
+                container.reload()
+            self._inspected.setdefault(container.labels[LABEL_POD_UID], {})[container.id] = (
+                container.status,
+                container,
+            )
+
+    def pod_containers(self, uid: str) -> list[Container]:
+        """The pod's containers on this node (any state), inspected.
+
+        One list call; a container is inspected only when its state word (created,
+        running, exited, ...) differs from the one of its last inspection (here, or by
+        `start_container`). Containers never restart by themselves, so an unchanged
+        word means unchanged details (pid, start and finish times, exit code)."""
+        labels = [f"{LABEL_POD_UID}={uid}", f"{LABEL_NODE_NAME}={self.node_name}"]
+        known = self._inspected.get(uid, {})
+        current: dict[str, tuple[str, Container]] = {}
+        for summary in self.client.api.containers(all=True, filters={"label": labels}):
+            word = str(summary.get("State", ""))
+            cached = known.get(summary["Id"])
+            if cached is not None and cached[0] == word:
+                current[summary["Id"]] = cached
+                continue
+            with contextlib.suppress(docker.errors.NotFound):  # removed meanwhile
+                container: Container = self.client.containers.get(summary["Id"])
+                current[summary["Id"]] = (word, container)
+        self._inspected[uid] = current
+        return [container for _, container in current.values()]
 
     def list_pod_containers(self) -> dict[str, list[Container]]:
         """Every pod container of this node (running or not), by pod uid."""
@@ -392,6 +451,7 @@ class DockerRuntime:
         for summary in self.client.api.containers(all=True, filters={"label": labels}):
             with contextlib.suppress(docker.errors.NotFound):
                 self.client.api.remove_container(summary["Id"], force=True, v=True)
+        self._inspected.pop(uid, None)
         shutil.rmtree(self.pod_dir(uid), ignore_errors=True)
 
     def container_state(self, container: Container) -> Obj:

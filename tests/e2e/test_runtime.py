@@ -179,8 +179,22 @@ def test_resources_and_security_context_map_to_docker() -> None:
         "group_add": ["5"],
         "privileged": True,
         "cap_add": ["NET_ADMIN"],
+        "security_opt": ["seccomp=unconfined"],
     }
-    assert security_options({"spec": {}}, {}) == {}
+    # seccomp: Unconfined unless asked (the kubelet's default), the container's over the pod's
+    assert security_options({"spec": {}}, {}) == {"security_opt": ["seccomp=unconfined"]}
+    runtime_default = {"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}}
+    assert security_options({"spec": runtime_default}, {}) == {}
+    unconfined = {"securityContext": {"seccompProfile": {"type": "Unconfined"}}}
+    assert security_options({"spec": runtime_default}, unconfined) == {
+        "security_opt": ["seccomp=unconfined"]
+    }
+    assert security_options({"spec": {}}, runtime_default) == {}
+    with pytest.raises(RuntimeFailure) as localhost:
+        security_options(
+            {"spec": {}}, {"securityContext": {"seccompProfile": {"type": "Localhost"}}}
+        )
+    assert localhost.value.reason == "CreateContainerConfigError"
 
 
 def test_pod_hostname_is_spec_hostname_or_name() -> None:
@@ -676,3 +690,57 @@ def test_sub_path_binds_the_current_version_of_a_volume_file(
             env={},
             prepared_volumes={"config": directory},
         )  # fmt: skip
+
+
+def test_pod_containers_share_the_sandbox_ipc_and_run_unconfined_unless_asked(
+    runtime: DockerRuntime, new_pod: Callable[..., dict]
+) -> None:
+    """As in Kubernetes: a pod's containers share its IPC namespace, and run without a
+    seccomp filter unless the pod or container asks for RuntimeDefault."""
+    pod = new_pod("ipc")
+    sandbox = run_sandbox(runtime, pod, hosts=HOSTS, resolv_conf=RESOLV)
+    spec = {
+        "name": "main",
+        "image": "minikube-py/busybox:latest",
+        "imagePullPolicy": "Never",
+        "args": ["sleep", "60"],
+    }
+    main = run_container(runtime, pod, spec, sandbox, env={})
+    confined = {"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}}
+    strict = run_container(runtime, pod, {**spec, "name": "strict", **confined}, sandbox, env={})
+    sandbox_ipc = Path(f"/proc/{runtime.sandbox_pid(sandbox)}/ns/ipc").readlink()
+    for container in (main, strict):
+        ipc = asyncio.run(exec_output(runtime, container, ["readlink", "/proc/1/ns/ipc"]))
+        assert ipc.strip() == str(sandbox_ipc)
+
+    def seccomp_mode(container: Container) -> str:
+        status = asyncio.run(exec_output(runtime, container, ["cat", "/proc/1/status"]))
+        return next(line.split()[1] for line in status.splitlines() if line.startswith("Seccomp:"))
+
+    assert seccomp_mode(main) == "0"  # disabled
+    assert seccomp_mode(strict) == "2"  # filtered
+
+
+def test_pod_containers_are_inspected_again_only_when_their_state_changes(
+    runtime: DockerRuntime, new_pod: Callable[..., dict]
+) -> None:
+    pod = new_pod("cached")
+    uid = pod["metadata"]["uid"]
+    sandbox = run_sandbox(runtime, pod, hosts=HOSTS, resolv_conf=RESOLV)
+    spec = {
+        "name": "main",
+        "image": "minikube-py/busybox:latest",
+        "imagePullPolicy": "Never",
+        "args": ["sleep", "60"],
+    }
+    main = run_container(runtime, pod, spec, sandbox, env={})
+    first = {c.id: c for c in runtime.pod_containers(uid)}
+    assert set(first) == {sandbox.id, main.id}
+    assert all(first[c.id] is c for c in runtime.pod_containers(uid))  # unchanged: kept
+    runtime.client.api.kill(main.id)  # behind the runtime's back, as a crash would be
+    eventually(
+        lambda: runtime.client.api.inspect_container(main.id)["State"]["Status"] != "running"
+    )
+    again = {c.id: c for c in runtime.pod_containers(uid)}
+    assert again[sandbox.id] is first[sandbox.id]
+    assert "terminated" in state_from_docker(main.id, again[main.id].attrs["State"])

@@ -16,6 +16,7 @@ from agent.pods import (
     qos_class,
     referenced_objects,
     should_restart,
+    status_only_change,
 )
 from agent.runtime import never_started, state_from_docker
 
@@ -285,3 +286,50 @@ def test_referenced_objects_covers_env_env_from_and_volumes() -> None:
         ("ConfigMap", "cm-vol"),
         ("Secret", "s-vol"),
     }
+
+
+BOUND_POD = {
+    "metadata": {"name": "web", "namespace": "default", "uid": "u1", "resourceVersion": "7"},
+    "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "img"}]},
+    "status": {"phase": "Pending"},
+}
+
+
+def test_status_only_change_golden() -> None:
+    written = {
+        **BOUND_POD,
+        "metadata": {**BOUND_POD["metadata"], "resourceVersion": "8", "managedFields": []},
+        "status": {"phase": "Running", "podIP": "10.244.1.2"},
+    }
+    assert status_only_change(BOUND_POD, written)
+    deleting = {
+        **written,
+        "metadata": {**written["metadata"], "deletionTimestamp": NOW},
+    }
+    assert not status_only_change(written, deleting)
+    relabelled = {**BOUND_POD, "metadata": {**BOUND_POD["metadata"], "labels": {"a": "b"}}}
+    assert not status_only_change(BOUND_POD, relabelled)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(json_values, st.text(max_size=5), json_values, st.sampled_from(["spec", "metadata"]))
+def test_only_status_and_version_changes_skip_a_sync(
+    status: object, version: str, value: object, section: str
+) -> None:
+    """A new status or resourceVersion alone never syncs the pod; any change elsewhere does."""
+    updated = {
+        **BOUND_POD,
+        "metadata": {**BOUND_POD["metadata"], "resourceVersion": version},
+        "status": status,
+    }
+    assert status_only_change(BOUND_POD, updated)
+    changed = {**updated, section: {**updated[section], "x-changed": value}}
+    assert not status_only_change(BOUND_POD, changed)
