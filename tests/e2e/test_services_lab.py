@@ -14,6 +14,8 @@ check that no container, namespace, route or link of it is left.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import ipaddress
 import json
 import re
@@ -51,8 +53,6 @@ WHO = (
     r"echo $(hostname) $REMOTE_ADDR\n' > /www/cgi-bin/who && chmod +x /www/cgi-bin/who"
     r" && trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"
 )
-# every network programming latency measured here, per mode, for the report
-LATENCIES: dict[str, list[float]] = {}
 
 
 @dataclass
@@ -312,15 +312,71 @@ def test_external_traffic_policy_local_keeps_the_client_address(svc_lab: Service
             assert name in local and client.strip("[]").removeprefix("::ffff:") == svc_lab.host_ip
 
 
+# How long an attempt waits for the kernel's answer to its SYN: below TCP's initial
+# retransmission timeout (1 s), so only the first SYN's fate counts, and far above the
+# node's answer time (under 1 ms; up to ~0.1 s seen on a saturated 2-core machine).
+ANSWER_WAIT = 0.9
+POLL = 0.01
+
+
+@dataclass
+class Programming:
+    latency: float  # seconds from the slice change to the first SYN answered as wanted
+    lost: int  # SYNs before that one that got no answer, or an ICMP error instead
+
+
+async def _kernel_verdict(address: tuple[str, int]) -> tuple[float, str]:
+    """(send time, what the kernel made of one SYN): "connected", "refused" (a reset),
+    "silent" (no answer within ANSWER_WAIT) or the errno name of an ICMP error (e.g.
+    "EHOSTUNREACH"). The verdict is read from the socket's state after the wait, so it
+    does not depend on how soon this process got the CPU back."""
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setblocking(False)
+        sent_at = time.monotonic()
+        error = sock.connect_ex(address)
+        if error == errno.EINPROGRESS:
+            answered = asyncio.Event()  # writable: the SYN got a SYN-ACK or a reset
+            loop.add_writer(sock, answered.set)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(answered.wait(), ANSWER_WAIT)
+            finally:
+                loop.remove_writer(sock)
+            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error == errno.ECONNREFUSED:
+            return sent_at, "refused"
+        if error:
+            return sent_at, errno.errorcode.get(error, str(error))
+        try:
+            sock.getpeername()
+        except OSError:  # still SYN-SENT
+            return sent_at, "silent"
+        return sent_at, "connected"
+
+
 async def _programming_latency(
     svc: ServicesLab, name: str, url_port: tuple[str, int], want_endpoints: bool
-) -> float:
-    """Seconds from the EndpointSlice of `name` showing (or losing) its ready endpoints in
-    the API to the host seeing the Service answer (or refuse), polled every 10 ms."""
-    seen_at = None
+) -> Programming:
+    """How soon after the EndpointSlice of `name` shows (or loses) its ready endpoints in
+    the API the host sees the Service answer (or refuse).
+
+    From the moment the slice is seen, a SYN goes out every POLL seconds, each judged by
+    the kernel on its own (`_kernel_verdict`), and the latency is the send time of the
+    first SYN answered as wanted: the rules were in effect by then, to within one POLL.
+    Neither the send rhythm nor the verdict waits on this process's scheduling: on the
+    loaded 2-core lab machine the test process goes without the CPU for over 100 ms many
+    times a minute, and an earlier probe that gave each connect 100 ms counted a SYN
+    answered in 0.1 ms as unanswered, adding ~120 ms to the sample (seen with a packet
+    capture on the lab bridge: every SYN answered, the probe timing out meanwhile).
+    A SYN with no answer at all is a different thing, counted in `lost` (a dropped SYN
+    costs a real client a 1 s retransmission), and so is an ICMP error, which that probe
+    also took for "not yet"."""
+    wanted = "connected" if want_endpoints else "refused"
     async with svc.client() as client:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        seen_at = None
+        while seen_at is None and time.monotonic() < deadline:
             slices = await client.list(
                 "EndpointSlice", NS, label_selector=f"kubernetes.io/service-name={name}"
             )
@@ -329,31 +385,47 @@ async def _programming_latency(
                 for s in slices["items"]
                 for e in s.get("endpoints") or []
             )
-            if ready == want_endpoints and seen_at is None:
+            if ready == want_endpoints:
                 seen_at = time.monotonic()
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(*url_port), 0.1)
-                writer.close()
-                answered = True
-            except ConnectionRefusedError:
-                answered = False
-            except (TimeoutError, OSError):
-                answered = not want_endpoints  # neither refused nor connected: not yet
-            if seen_at is not None and answered == want_endpoints:
-                latency = time.monotonic() - seen_at
-                LATENCIES.setdefault(svc.mode, []).append(latency)
-                return latency
-            await asyncio.sleep(0.01)
+            else:
+                await asyncio.sleep(POLL)
+    assert seen_at is not None, (
+        f"{name}: the slice never {'got' if want_endpoints else 'lost'} endpoints"
+    )
+    attempts: list[asyncio.Task[tuple[float, str]]] = []
+    try:
+        while time.monotonic() < deadline:
+            attempts.append(asyncio.create_task(_kernel_verdict(url_port)))
+            await asyncio.sleep(POLL)
+            lost = 0
+            for attempt in attempts:  # in send order, up to the first undecided one
+                if not attempt.done():
+                    break
+                sent_at, verdict = attempt.result()
+                if verdict == wanted:
+                    return Programming(sent_at - seen_at, lost)
+                lost += verdict not in ("connected", "refused")
+    finally:
+        for attempt in attempts:
+            attempt.cancel()
+        await asyncio.gather(*attempts, return_exceptions=True)
     raise AssertionError(f"{name}: no {'answer' if want_endpoints else 'refusal'} in 30 s")
 
 
 def test_scale_to_zero_refuses_then_scale_back_flows(svc_lab: ServicesLab) -> None:
     target = (svc_lab.node_ip(svc_lab.names[0]), node_port(svc_lab, "scaled"))
+    latencies = []
     for _ in range(5):
         svc_lab.kubectl("scale", "-n", NS, "deployment/scaled", "--replicas=0")
-        assert asyncio.run(_programming_latency(svc_lab, "scaled", target, False)) < 1.0
+        # SYNs may be lost here: to the endpoint being torn down, until its rules go
+        refusing = asyncio.run(_programming_latency(svc_lab, "scaled", target, False))
         svc_lab.kubectl("scale", "-n", NS, "deployment/scaled", "--replicas=1")
-        assert asyncio.run(_programming_latency(svc_lab, "scaled", target, True)) < 1.0
+        flowing = asyncio.run(_programming_latency(svc_lab, "scaled", target, True))
+        assert flowing.lost == 0, flowing
+        latencies += [refusing.latency, flowing.latency]
+    samples = sorted(round(x, 3) for x in latencies)
+    print(f"[{svc_lab.mode}] scale to zero and back: programming latencies {samples}")
+    assert max(samples) < 1.0
 
 
 def udp_no_ports(svc: ServicesLab, pod: str) -> int:
@@ -419,26 +491,21 @@ def test_flushed_rules_are_repaired_within_the_resync_period(svc_lab: ServicesLa
     assert time.monotonic() - started < 35  # resync period 30 s, plus one request
 
 
-def test_load_balancer_moves_when_its_node_is_deleted(svc_lab: ServicesLab) -> None:
-    ip = lb_address(svc_lab)
-    (announcing,) = wait_for(lambda: announcers(svc_lab, ip), 10, "an announcing node")
-    svc_lab.nodes.delete(announcing)
-    svc_lab.names.remove(announcing)
-    started = time.monotonic()
-    wait_for(lambda: len(announcers(svc_lab, ip)) == 1, 15, "another node announcing")
-    answer = wait_for(lambda: _try_get(f"http://{ip}/cgi-bin/who"), 15, "the LoadBalancer")
-    took = time.monotonic() - started
-    assert answer.split()[0] in {p["metadata"]["name"] for p in svc_lab.pods("web")}
-    print(f"[{svc_lab.mode}] LoadBalancer took over in {took:.2f}s; programming latencies "
-          f"{sorted(round(x, 3) for x in LATENCIES.get(svc_lab.mode, []))}")  # fmt: skip
-
-
 def test_network_programming_latency_of_new_services(svc_lab: ServicesLab) -> None:
     """Programming latency without pod start or termination in it: each new NodePort
     Service selects the already ready `web` pods, so its EndpointSlice is ready as it
-    appears; measured from the slice showing in the API to the host connecting."""
+    appears; measured from the slice showing in the API to the host connecting. Every SYN
+    must be answered: by the node (nothing listens there) before the rules, by the
+    no-endpoints reject while the Service has no slice yet, by a pod after.
+
+    It runs before a node is deleted: the EndpointSlice controller keeps listing the pods
+    of a deleted Node as ready (Kubernetes' leaves them out: "skipping Pod ... Node not
+    found") and nothing deletes them (no PodGC), so 1 SYN in 3 went to a `web` pod that
+    is gone and died on the host's `unreachable` route for that node's pod CIDR (ICMP
+    host-unreachable, then silence once the host's ICMP rate limit set in): those were
+    the 117-156 ms samples when this test ran after the node deletion."""
     target_ip = svc_lab.node_ip(svc_lab.names[0])
-    latencies = []
+    results = []
     for i in range(10):
         name = f"probe-{i}"
         manifest = {
@@ -453,8 +520,22 @@ def test_network_programming_latency_of_new_services(svc_lab: ServicesLab) -> No
         }
         apply_retrying_eof(svc_lab, manifest)
         target = (target_ip, node_port(svc_lab, name))
-        latencies.append(asyncio.run(_programming_latency(svc_lab, name, target, True)))
+        results.append(asyncio.run(_programming_latency(svc_lab, name, target, True)))
         svc_lab.kubectl("delete", "service", "-n", NS, name)
-    samples = sorted(round(x, 3) for x in latencies)
-    print(f"[{svc_lab.mode}] new Service programming latencies {samples}")
-    assert max(latencies) < 1.0
+    samples = sorted(round(r.latency, 3) for r in results)
+    lost = sum(r.lost for r in results)
+    print(f"[{svc_lab.mode}] new Service programming latencies {samples}, {lost} SYNs lost")
+    assert max(samples) < 1.0 and lost == 0
+
+
+def test_load_balancer_moves_when_its_node_is_deleted(svc_lab: ServicesLab) -> None:
+    ip = lb_address(svc_lab)
+    (announcing,) = wait_for(lambda: announcers(svc_lab, ip), 10, "an announcing node")
+    svc_lab.nodes.delete(announcing)
+    svc_lab.names.remove(announcing)
+    started = time.monotonic()
+    wait_for(lambda: len(announcers(svc_lab, ip)) == 1, 15, "another node announcing")
+    answer = wait_for(lambda: _try_get(f"http://{ip}/cgi-bin/who"), 15, "the LoadBalancer")
+    took = time.monotonic() - started
+    assert answer.split()[0] in {p["metadata"]["name"] for p in svc_lab.pods("web")}
+    print(f"[{svc_lab.mode}] LoadBalancer took over in {took:.2f}s")
