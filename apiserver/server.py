@@ -31,11 +31,14 @@ from apiserver.registry import ClusterConfig, Registry, WriteOptions
 from apiserver.storage import EtcdStore, MemoryStore, Store, parse_endpoints
 from minikube_py.api.resources import BY_KIND, Resource
 from minikube_py.api.types import Obj
+from minikube_py.heap import settle_heap
 
 log = logging.getLogger("apiserver")
 
 PR_SET_PDEATHSIG = 1  # prctl option, from <linux/prctl.h>
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+STORE_WAIT_SECONDS = 30.0
+STORE_RETRY_SECONDS = 0.05
 
 
 async def bootstrap(registry: Registry, advertise_ip: str, port: int) -> None:
@@ -74,6 +77,23 @@ async def bootstrap(registry: Registry, advertise_ip: str, port: int) -> None:
     await registry.update(BY_KIND["Endpoints"], "default", "kubernetes", endpoints, opts)
 
 
+async def bootstrap_when_store_answers(
+    registry: Registry, advertise_ip: str, port: int, timeout: float = STORE_WAIT_SECONDS
+) -> None:
+    """`bootstrap`, retried while the store is unavailable (503): the lab launches etcd
+    and the apiserver together, so etcd is usually still starting when this runs. A
+    short interval: the lab's start waits on this, and etcd answers within a second."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            await bootstrap(registry, advertise_ip, port)
+            return
+        except ApiError as e:
+            if e.code != 503 or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(STORE_RETRY_SECONDS)
+
+
 async def _create_missing(
     registry: Registry, res: Resource, namespace: str, body: Obj, opts: WriteOptions
 ) -> None:
@@ -85,7 +105,9 @@ async def _create_missing(
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    """The serving context. Clients authenticate with bearer tokens, not certificates,
+    so it loads no CA store (`create_default_context` would parse the system's: 1 MB)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(cert), str(key))
     return ctx
 
@@ -113,16 +135,10 @@ async def run(
     if args.agent_token_file:
         node_proxy = NodeProxy(registry, Path(args.agent_token_file).read_text().strip())
     server = ApiServer(registry, tokens, f"{advertise}:{args.secure_port}", node_proxy)
-    # etcd may still be starting: retry the bootstrap instead of failing the process
-    for attempt in range(0 if is_worker else 60):
-        try:
-            await bootstrap(registry, advertise, args.secure_port)
-            break
-        except ApiError as e:
-            if e.code != 503 or attempt == 59:
-                raise
-            await asyncio.sleep(0.5)
+    if not is_worker:
+        await bootstrap_when_store_answers(registry, advertise, args.secure_port)
     namespace_cache = asyncio.ensure_future(registry.namespaces.run())
+    settle_heap()  # what is alive now lives as long as the process
     # clients (Go's transport) keep idle connections for 90 s: closing them sooner races
     # with a request just being sent on one, which the client sees as EOF
     runner = web.AppRunner(

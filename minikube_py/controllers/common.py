@@ -3,7 +3,8 @@ WorkQueue to its reconcile, small object helpers, and the clock.
 
 Informers are created lazily by kind and started together once every controller has
 registered its handlers; workers start only after every cache has synced, so no
-reconcile acts on a half-listed world.
+reconcile acts on a half-listed world. Then the heap is settled (minikube_py.heap):
+what is alive by then (modules, the listed caches) lives as long as the process.
 """
 
 from __future__ import annotations
@@ -11,24 +12,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from minikube_py.api.types import Obj
 from minikube_py.client import ApiException, Client
 from minikube_py.controllers.events import EventRecorder
+from minikube_py.heap import settle_heap
 from minikube_py.informer import Informer, WorkQueue, key_of
 
 __all__ = ["key_of"]
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now_micro() -> str:
-    """MicroTime, as Lease.spec.renewTime carries it."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(text: str | None) -> float | None:
@@ -87,6 +80,17 @@ def pod_ready(pod: Obj) -> bool:
     return False
 
 
+# The Pod informer index of the node each pod is bound to (shared by every controller
+# that looks pods up by node).
+BY_NODE = "node"
+
+
+def bound_node(pod: Obj) -> list[str]:
+    """`BY_NODE`'s value for a pod: its node, once bound."""
+    node = pod.get("spec", {}).get("nodeName")
+    return [node] if node else []
+
+
 def pod_active(pod: Obj) -> bool:
     """Counts towards an owner's replicas: not finished and not being deleted."""
     return pod.get("status", {}).get("phase") not in ("Succeeded", "Failed") and not pod[
@@ -128,6 +132,7 @@ class Informers:
         for inf in self._by_kind.values():
             inf.start()
         await asyncio.gather(*(inf.synced.wait() for inf in self._by_kind.values()))
+        settle_heap()
 
     async def stop(self) -> None:
         await asyncio.gather(*(inf.stop() for inf in self._by_kind.values()))

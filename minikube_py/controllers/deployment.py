@@ -23,7 +23,6 @@ simply continues.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -32,7 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from minikube_py.api.types import Obj
+from minikube_py.api.timestamps import rfc3339
+from minikube_py.api.types import Obj, clone
 from minikube_py.controllers.common import (
     CONTROLLER_UID,
     Controller,
@@ -63,7 +63,7 @@ def template_hash(template: Obj, collision_count: int = 0) -> str:
 
 
 def strip_hash(template: Obj) -> Obj:
-    t = copy.deepcopy(template or {})
+    t = clone(template or {})
     (t.get("metadata") or {}).get("labels", {}).pop(HASH_LABEL, None)
     return t
 
@@ -293,10 +293,10 @@ def rollout_status(
     Available, and, unless paused or already complete, whether the rollout completed
     (NewReplicaSetAvailable), progressed (ReplicaSetUpdated, lastUpdateTime now) or
     made no progress for the deadline (Progressing=False, ProgressDeadlineExceeded)."""
-    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = rfc3339(datetime.fromtimestamp(now, UTC))
     deadline = progress_deadline(deploy)
     name = new["metadata"]["name"] if new else ""
-    base = copy.deepcopy(deploy.get("status") or {})
+    base = clone(deploy.get("status") or {})
     current = _progressing(base)
     paused = bool(deploy["spec"].get("paused"))
     if deadline is not None and not (current and current.get("reason") == TIMED_OUT):
@@ -389,7 +389,7 @@ def new_replicaset(deploy: Obj, rev: int, replicas: int) -> Obj:
     template = strip_hash(deploy["spec"]["template"])
     h = template_hash(template, int((deploy.get("status") or {}).get("collisionCount") or 0))
     template.setdefault("metadata", {}).setdefault("labels", {})[HASH_LABEL] = h
-    selector = copy.deepcopy(deploy["spec"].get("selector") or {})
+    selector = clone(deploy["spec"].get("selector") or {})
     selector.setdefault("matchLabels", {})[HASH_LABEL] = h
     md = deploy["metadata"]
     surge, _ = resolve_fenceposts(deploy)

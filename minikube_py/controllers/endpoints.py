@@ -1,9 +1,11 @@
 """Endpoints and EndpointSlices for Services.
 
-Pure core. `pod_member(service, pod)` is what one pod contributes to one Service: its
-EndpointSlice endpoint and its Endpoints address, or None for a pod without an IP, a
-finished one, or one none of whose ports resolve. Named targetPorts resolve per pod from
-its container ports (pods that resolve to different numbers land in different
+Pure core. `pod_member(service, pod, node_exists)` is what one pod contributes to one
+Service: its EndpointSlice endpoint and its Endpoints address, or None for a pod without
+an IP, a finished one, one none of whose ports resolve, or (as kube's reconciler skips
+it, unless `publishNotReadyAddresses`) one bound to a Node that no longer exists: no
+kubelet runs it, and the pod garbage collector deletes it later. Named targetPorts
+resolve per pod from its container ports (pods that resolve to different numbers land in different
 subsets/slices); `ready` follows the pod's Ready condition (or
 `publishNotReadyAddresses`), `serving`/`terminating` mark pods being deleted (which
 Endpoints leave out unless publishing not-ready addresses), `hostname` is set when the
@@ -22,11 +24,15 @@ user-written Endpoints (the `kubernetes` Service's included) to mirror into slic
 The controller keeps, per Service, each selected pod's member, updated on pod events
 (services are found through a by-namespace index and cached selectors), so a pod
 change costs one member computation and, only when the member changed, a reconcile
-that compares rather than rebuilds. Slices and Endpoints have separate work queues
-(as kube's two controllers do), so the large Endpoints write never delays a slice, and
-pod changes reach Endpoints after kube's `--endpoint-updates-batch-period` (here 1 s
-by default; kube's is 0), which folds a burst of pod changes into one write of that
-O(pods) object: nothing in the data path reads Endpoints (proxy and DNS read slices).
+that compares rather than rebuilds. A change in place (same address, pod and ports: a
+readiness flip, a termination) is planned against the layout the last plan left
+(`plan_in_place`), over the one slice holding it rather than every endpoint of the
+Service; anything else, or any doubt, plans the whole Service. Slices and Endpoints
+have separate work queues (as kube's two controllers do), so the large Endpoints write
+never delays a slice, and pod changes reach Endpoints after kube's
+`--endpoint-updates-batch-period` (here 1 s by default; kube's is 0), which folds a
+burst of pod changes into one write of that O(pods) object: nothing in the data path
+reads Endpoints (proxy and DNS read slices).
 What it wrote is remembered until the informer catches up, so a lagging cache never
 makes it plan from stale slices, and its own echoes trigger no reconcile.
 """
@@ -44,10 +50,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minikube_py.api import labels
+from minikube_py.api.timestamps import micro_time
 from minikube_py.api.types import Obj
 from minikube_py.client import ApiException
 from minikube_py.controllers.common import (
+    BY_NODE,
     Controller,
+    bound_node,
     ignore_missing,
     key_of,
     owner_ref,
@@ -128,16 +137,18 @@ class Member:
         return endpoint_key(self.endpoint)
 
 
-def pod_member(service: Obj, pod: Obj) -> Member | None:
+def pod_member(service: Obj, pod: Obj, node_exists: bool = True) -> Member | None:
     status = pod.get("status") or {}
     ip = status.get("podIP")
     if not ip or status.get("phase") in ("Succeeded", "Failed"):
+        return None
+    publish = bool(service.get("spec", {}).get("publishNotReadyAddresses"))
+    if not node_exists and not publish:
         return None
     ports = pod_ports(service, pod)
     if service.get("spec", {}).get("ports") and not ports:
         return None
     md, spec = pod["metadata"], pod.get("spec") or {}
-    publish = bool(service.get("spec", {}).get("publishNotReadyAddresses"))
     terminating = bool(md.get("deletionTimestamp"))
     serving = publish or pod_ready(pod)
     target = {"kind": "Pod", "namespace": md["namespace"], "name": md["name"], "uid": md.get("uid")}
@@ -339,6 +350,47 @@ def plan_slices(
     return plan
 
 
+def slice_layout(slices: Iterable[Obj]) -> dict[EndpointKey, str]:
+    """Which slice (by name) holds each endpoint."""
+    return {
+        endpoint_key(ep): sl["metadata"]["name"]
+        for sl in slices
+        for ep in sl.get("endpoints") or []
+    }
+
+
+def plan_in_place(
+    service: Obj,
+    slices: Iterable[Obj],
+    layout: dict[EndpointKey, str],
+    changed: Iterable[EndpointKey],
+    members: dict[str, Member],
+) -> SlicePlan | None:
+    """`plan_slices`' answer when the slices were last planned into `layout` and since
+    then only the endpoints `changed` changed in place (same address, pod and ports,
+    such as a readiness flip): only the slices holding them are planned, from their
+    pods' current members (by pod key), so a flip costs one slice, not every endpoint
+    of the Service. None when that does not hold (a slice or a member is missing or
+    moved): the caller plans the whole Service."""
+    by_name = {s["metadata"]["name"]: s for s in slices}
+    affected = []
+    for name in {layout.get(k) for k in changed}:
+        sl = by_name.get(name) if name is not None else None
+        if sl is None:
+            return None
+        affected.append(sl)
+    endpoints = []
+    for sl in affected:
+        ports = _ports_of(sl.get("ports"))
+        for ep in sl.get("endpoints") or []:
+            ref = ep.get("targetRef") or {}
+            m = members.get(f"{ref.get('namespace')}/{ref.get('name')}")
+            if m is None or m.ports != ports or m.key != endpoint_key(ep):
+                return None
+            endpoints.append((ports, m.endpoint))
+    return plan_slices(service, endpoints, affected, placeholder=False)
+
+
 def desired_slices(service: Obj, pods: list[Obj]) -> list[Obj]:
     """The EndpointSlices a Service with a selector gets from nothing (one, empty,
     when no pod)."""
@@ -403,11 +455,6 @@ def differs(want: Obj, have: Obj) -> bool:
 TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
 
 
-def _rfc3339_nano(seconds: float) -> str:
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 _NOT_OURS: Obj = {}
 
 
@@ -437,6 +484,8 @@ class EndpointsController(Controller):
         self.slices = self.informers["EndpointSlice"]
         self.services.add_index("namespace", _namespace_of)
         self.pods.add_index("namespace", _namespace_of)
+        self.pods.add_index(BY_NODE, bound_node)
+        self.nodes = self.informers["Node"]
         self.slices.add_index("service", _service_of)
         self.endpoints_queue: WorkQueue[str] = WorkQueue()  # self.queue is for slices
         self.selectors: dict[str, labels.Selector] = {}  # services with a selector
@@ -445,6 +494,12 @@ class EndpointsController(Controller):
         # has caught up with it
         self.own_slices: dict[str, dict[str, Obj | None]] = {}
         self.own_endpoints: dict[str, Obj] = {}
+        # per Service with a selector whose slices were planned and written: where each
+        # endpoint went, and the endpoints changed in place since (`plan_in_place`). A
+        # Service missing from `in_place` is planned whole: after any other pod change,
+        # a Service change, a slice written by someone else, or a failed write.
+        self.layout: dict[str, dict[EndpointKey, str]] = {}
+        self.in_place: dict[str, set[EndpointKey]] = {}
         self.gone: set[str] = set()  # deleted Services whose Endpoints are to go too
         # when this controller first saw a change not yet written, per Service: the
         # slices carry it (TRIGGER_TIME_ANNOTATION) so that proxies can measure the
@@ -454,6 +509,7 @@ class EndpointsController(Controller):
         self.pods.add_handler(self._on_pod)
         self.endpoints.add_handler(self._on_endpoints)
         self.slices.add_handler(self._on_slice)
+        self.nodes.add_handler(self._on_node)
 
     def enqueue(self, key: str) -> None:
         self.queue.add(key)
@@ -479,9 +535,11 @@ class EndpointsController(Controller):
             self.gone.add(key)
         else:
             self.gone.discard(key)
+        self.in_place.pop(key, None)
         if type_ == "DELETED" or not selector:
             self.selectors.pop(key, None)
             self.members.pop(key, None)
+            self.layout.pop(key, None)
         elif old is None or old.get("spec") != svc.get("spec") or key not in self.members:
             self.selectors[key] = sel = labels.from_map(selector)
             pods = self.pods.by_index("namespace", svc["metadata"]["namespace"])
@@ -489,7 +547,7 @@ class EndpointsController(Controller):
                 pod_key: m
                 for pod_key, pod in pods.items()
                 if labels.matches(sel, pod["metadata"].get("labels"))
-                and (m := pod_member(svc, pod)) is not None
+                and (m := pod_member(svc, pod, self._node_exists(pod))) is not None
             }
             self.triggered.setdefault(key, time.time())
         self.enqueue(key)
@@ -506,7 +564,7 @@ class EndpointsController(Controller):
             members = self.members.setdefault(svc_key, {})
             before = members.get(pod_key)
             after = (
-                pod_member(svc, pod)
+                pod_member(svc, pod, self._node_exists(pod))
                 if type_ != "DELETED" and labels.matches(sel, pod_labels)
                 else None
             )
@@ -516,9 +574,25 @@ class EndpointsController(Controller):
                 del members[pod_key]
             else:
                 members[pod_key] = after
+            changed = self.in_place.get(svc_key)
+            if changed is not None:
+                if before and after and (before.key, before.ports) == (after.key, after.ports):
+                    changed.add(after.key)
+                else:
+                    del self.in_place[svc_key]
             self.triggered.setdefault(svc_key, time.time())
             self.queue.add(svc_key)
             self.endpoints_queue.add_after(svc_key, self.endpoint_updates_batch_period)
+
+    def _node_exists(self, pod: Obj) -> bool:
+        node = pod.get("spec", {}).get("nodeName")
+        return not node or self.nodes.get(node) is not None
+
+    def _on_node(self, type_: str, node: Obj, old: Obj | None) -> None:
+        """A Node that appears or goes changes whether its pods are endpoints."""
+        if type_ in ("ADDED", "DELETED"):
+            for pod in list(self.pods.by_index(BY_NODE, node["metadata"]["name"]).values()):
+                self._on_pod("MODIFIED", pod, pod)
 
     def _on_endpoints(self, type_: str, ep: Obj, old: Obj | None) -> None:
         key = key_of(ep)
@@ -549,6 +623,7 @@ class EndpointsController(Controller):
                         continue  # our own write coming back
                 else:
                     continue  # older than what we wrote
+            self.in_place.pop(svc_key, None)
             self.queue.add(svc_key)
 
     # ------------------------------------------------------------------ slices
@@ -580,8 +655,7 @@ class EndpointsController(Controller):
             plan.delete = [s["metadata"]["name"] for ss in managed.values() for s in ss]
         elif key in self.selectors:
             manager = MANAGED_BY
-            members = self.members.get(key, {}).values()
-            plan = plan_slices(svc, ((m.ports, m.endpoint) for m in members), managed[manager])
+            plan = self._plan_selected(key, svc, managed[MANAGED_BY])
             plan.delete += [s["metadata"]["name"] for s in managed[MIRROR_MANAGED_BY]]
         else:
             manager = MIRROR_MANAGED_BY
@@ -590,15 +664,40 @@ class EndpointsController(Controller):
             plan = plan_slices(svc, wanted, managed[manager], manager, placeholder=False)
             plan.delete += [s["metadata"]["name"] for s in managed[MANAGED_BY]]
         if triggered is not None:
-            stamp = _rfc3339_nano(triggered)
+            stamp = micro_time(datetime.datetime.fromtimestamp(triggered, datetime.UTC))
             for body in (*plan.create, *plan.update):
                 md = body["metadata"]
                 md["annotations"] = {**(md.get("annotations") or {}), TRIGGER_TIME: stamp}
-        await asyncio.gather(
-            *(self._write_slice(key, body, create=True) for body in plan.create),
-            *(self._write_slice(key, body, create=False) for body in plan.update),
-            *(self._delete_slice(key, name) for name in plan.delete),
-        )
+        try:
+            await asyncio.gather(
+                *(self._write_slice(key, body, create=True) for body in plan.create),
+                *(self._write_slice(key, body, create=False) for body in plan.update),
+                *(self._delete_slice(key, name) for name in plan.delete),
+            )
+        except BaseException:
+            self.in_place.pop(key, None)
+            raise
+
+    def _plan_selected(self, key: str, svc: Obj, slices: list[Obj]) -> SlicePlan:
+        """The plan for a Service with a selector: only the slices holding endpoints
+        changed in place when that is all that changed, else the whole Service. Either
+        way, changes from here on are tracked against the layout it leaves."""
+        members = self.members.get(key, {})
+        changed = self.in_place.get(key)
+        layout = self.layout.get(key)
+        plan = None
+        if changed is not None and layout is not None:
+            plan = plan_in_place(svc, slices, layout, changed, members)
+        if plan is None:
+            plan = plan_slices(svc, ((m.ports, m.endpoint) for m in members.values()), slices)
+            kept = {s["metadata"]["name"]: s for s in slices}
+            for name in plan.delete:
+                del kept[name]
+            for body in (*plan.update, *plan.create):
+                kept[body["metadata"]["name"]] = body
+            self.layout[key] = slice_layout(kept.values())
+        self.in_place[key] = set()
+        return plan
 
     def _remember(self, svc_key: str, name: str, obj: Obj | None) -> None:
         self.own_slices.setdefault(svc_key, {})[name] = obj
@@ -620,6 +719,7 @@ class EndpointsController(Controller):
             elif e.code in (404, 409):
                 self._forget(svc_key, md["name"])  # ours was stale: plan again from the cache
             if e.code == 404:
+                self.in_place.pop(svc_key, None)
                 self.queue.add_after(svc_key, 0.05)
                 return
             raise

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from typing import Any
 
+from minikube_py.api.timestamps import now_rfc3339
 from minikube_py.api.types import Obj
 from minikube_py.client import ApiException, Client
 
@@ -107,7 +107,7 @@ class EventRecorder:
                 log.exception("event %s dropped", reason)
 
     async def _send(self, obj: Obj, type_: str, reason: str, message: str) -> None:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        stamp = now_rfc3339()
         md = obj.get("metadata", {})
         agg = (md.get("uid"), md.get("namespace"), md.get("name"), type_, reason, message)
         if agg in self._seen:

@@ -14,9 +14,10 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from minikube_py.api.timestamps import now_micro
 from minikube_py.api.types import Obj
 from minikube_py.client import ApiException, Client
-from minikube_py.controllers.common import monotonic, now_micro
+from minikube_py.controllers.common import monotonic
 
 log = logging.getLogger(__name__)
 

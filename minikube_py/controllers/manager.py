@@ -26,6 +26,7 @@ from minikube_py.controllers.gc import GarbageCollector, NamespaceController
 from minikube_py.controllers.ipam import LoadBalancerController, NodeIpamController
 from minikube_py.controllers.leader import LeaderConfig, LeaderElector
 from minikube_py.controllers.nodelifecycle import NodeLifecycleController
+from minikube_py.controllers.podgc import PodGarbageCollector
 from minikube_py.controllers.replicaset import ReplicaSetController
 from minikube_py.controllers.scheduler import Scheduler
 from minikube_py.controllers.statefulset import StatefulSetController
@@ -42,6 +43,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
         StatefulSetController,
         NodeLifecycleController,
         GarbageCollector,
+        PodGarbageCollector,
         NamespaceController,
         LoadBalancerController,
         NodeIpamController,

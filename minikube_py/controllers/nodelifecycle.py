@@ -18,15 +18,17 @@ import logging
 import time
 from typing import Any
 
+from minikube_py.api.timestamps import now_rfc3339
 from minikube_py.api.types import Obj
 from minikube_py.client import ApiException
 from minikube_py.controllers.common import (
+    BY_NODE,
     Controller,
+    bound_node,
     condition,
     ignore_missing,
     key_of,
     monotonic,
-    now_rfc3339,
     parse_time,
     pod_ready,
     set_condition,
@@ -138,6 +140,7 @@ class NodeLifecycleController(Controller):
         self.seen: dict[str, tuple[Any, float]] = {}  # node -> (heartbeat record, when)
         self.nodes.add_handler(lambda t, o, _: self.enqueue(key_of(o)))
         self.leases.add_handler(lambda t, o, _: self.enqueue(o["metadata"]["name"]))
+        self.pods.add_index(BY_NODE, bound_node)
         self.pods.add_handler(self._on_pod)
 
     def _on_pod(self, type_: str, pod: Obj, old: Obj | None) -> None:
@@ -184,7 +187,7 @@ class NodeLifecycleController(Controller):
             node = await self.client.patch("Node", key, {"spec": {"taints": taints or None}})
         if (condition(node, "Ready") or {}).get("status") == "True":
             return
-        pods = [p for p in self.pods.cache.values() if p.get("spec", {}).get("nodeName") == key]
+        pods = list(self.pods.by_index(BY_NODE, key).values())
         await self._mark_not_ready(pods)
         due, wait = evictions(node, pods, time.time(), self.eviction_timeout)
         for pod in due:

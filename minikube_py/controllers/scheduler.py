@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from minikube_py.api.quantity import parse_quantity
+from minikube_py.api.timestamps import now_rfc3339
 from minikube_py.api.types import Obj
 from minikube_py.client import ApiException
 from minikube_py.controllers.common import (
@@ -29,7 +30,6 @@ from minikube_py.controllers.common import (
     condition,
     controller_of,
     key_of,
-    now_rfc3339,
     set_condition,
 )
 

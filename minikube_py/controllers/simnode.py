@@ -16,11 +16,10 @@ import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
+from minikube_py.api.timestamps import now_micro, now_rfc3339
 from minikube_py.api.types import Obj
 from minikube_py.client import ApiException, Client
 from minikube_py.controllers.common import (
-    now_micro,
-    now_rfc3339,
     pod_ready,
     set_condition,
 )

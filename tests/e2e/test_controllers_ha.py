@@ -15,6 +15,7 @@ import uuid
 
 from minikube_py.client import ApiException, Client
 from minikube_py.controllers.simnode import eventually, sim_nodes
+from minikube_py.informer import Informer
 from tests.conftest import ControlPlane
 from tests.e2e.test_controllers_workloads_api import rollout
 
@@ -101,6 +102,94 @@ async def test_node_lifecycle_unreachable_then_eviction(
         await eventually(replaced, timeout=20, what="replacement on the live node")
         events = await kubectl(cp, "-n", ns, "get", "events")
         assert "TaintManagerEviction" in events
+
+
+PLAIN_WEB = """
+apiVersion: v1
+kind: Service
+metadata: {name: plain}
+spec:
+  selector: {app: plain}
+  ports: [{port: 80}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: plain}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: plain}}
+  template:
+    metadata: {labels: {app: plain}}
+    spec:
+      containers: [{name: c, image: x}]
+"""
+
+
+async def test_pods_of_a_deleted_node_are_collected_and_replaced(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    """A pod bound to a Node that no longer exists leaves its Service's EndpointSlice at
+    once; PodGC marks it (DisruptionTarget, Failed) and deletes it after the quarantine,
+    and its Deployment replaces it."""
+    cp, ns = control_plane, namespace
+    names = ["gc-" + uuid.uuid4().hex[:5], "gc-" + uuid.uuid4().hex[:5]]
+    async with cp.client() as c, sim_nodes(c, names) as (doomed, alive):
+        await kubectl(cp, "-n", ns, "apply", "-f", "-", input=PLAIN_WEB)
+        await rollout(cp, ns, "deployment/plain", 30)
+        pods = (await c.list("Pod", ns))["items"]
+        (victim,) = [p for p in pods if p["spec"]["nodeName"] == doomed.name]
+        (survivor_ip,) = [p["status"]["podIP"] for p in pods if p is not victim]
+        seen: list[dict] = []
+        watch = Informer(c, "Pod", namespace=ns)
+        watch.add_handler(
+            lambda t, o, _: (
+                seen.append(o) if o["metadata"]["uid"] == victim["metadata"]["uid"] else None
+            )
+        )
+        watch.start()
+        try:
+            await doomed.stop()  # the Node and its Lease are deleted; its pod stays
+
+            async def endpoint_dropped() -> bool:
+                slices = await c.list(
+                    "EndpointSlice", ns, label_selector="kubernetes.io/service-name=plain"
+                )
+                ips = [
+                    a
+                    for s in slices["items"]
+                    for e in s.get("endpoints") or []
+                    for a in e["addresses"]
+                ]
+                return ips == [survivor_ip]
+
+            await eventually(endpoint_dropped, timeout=5, what="the orphan out of the slice")
+            assert (await c.get("Pod", victim["metadata"]["name"], ns))["status"][
+                "phase"
+            ] == "Running"
+
+            async def collected() -> bool:
+                try:
+                    await c.get("Pod", victim["metadata"]["name"], ns)
+                except ApiException as e:
+                    return e.code == 404
+                return False
+
+            await eventually(collected, timeout=30, what="the orphaned pod collected")
+        finally:
+            await watch.stop()
+        marked = [
+            p
+            for p in seen
+            for x in p.get("status", {}).get("conditions") or []
+            if x["type"] == "DisruptionTarget" and x["reason"] == "DeletionByPodGC"
+        ]
+        assert marked and marked[-1]["status"]["phase"] == "Failed", seen
+
+        async def replaced() -> bool:
+            live = (await c.list("Pod", ns, label_selector="app=plain"))["items"]
+            return len(live) == 2 and all(p["spec"].get("nodeName") == alive.name for p in live)
+
+        await eventually(replaced, timeout=20, what="replacement on the live node")
 
 
 def start_standby(cp: ControlPlane, identity: str, log: str) -> subprocess.Popen[bytes]:

@@ -1,7 +1,8 @@
 """The endpoints controller's pure core: Endpoints and EndpointSlices from a Service
 and its pods (golden), properties of the slicing, and the incremental slice
 reconciler: after any sequence of pod changes the slices hold what a from-scratch build
-holds, and only slices whose content changes are rewritten."""
+holds, and only slices whose content changes are rewritten; a plan of only the slices
+holding endpoints changed in place is the whole Service's plan."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from minikube_py.controllers.endpoints import (
     desired_slices,
     mirror_slices,
     mirrors,
+    plan_in_place,
     plan_slices,
     pod_member,
+    slice_layout,
 )
 
 SVC = {
@@ -357,3 +360,65 @@ def test_incremental_slices_equal_a_rebuild(start: int, changes: list[tuple[str,
         assert len({s["metadata"]["name"] for s in slices}) == len(slices)
         assert all(s["endpoints"] for s in slices) or len(slices) == 1
         assert plan_for(list(pods.values()), slices) == SlicePlan()
+
+
+IN_PLACE_CHANGES = st.lists(
+    st.tuples(st.sampled_from(["ready", "unready", "terminate"]), st.integers(0, 260)),
+    min_size=1,
+    max_size=8,
+)
+
+
+def members_by_pod(pods: list[dict]) -> dict:
+    return {f"d/{p['metadata']['name']}": m for p in pods if (m := pod_member(SVC, p)) is not None}
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 260), st.lists(IN_PLACE_CHANGES, max_size=6))
+def test_in_place_plan_equals_the_whole_plan(start: int, rounds: list) -> None:
+    """Readiness and termination changes, planned from the layout the last plan left,
+    give exactly the whole Service's plan (the same slices rewritten, the same way)."""
+    pods = {f"p{i}": pod(f"p{i}", f"10.4.{i // 200}.{i % 200 + 1}", 8080) for i in range(start)}
+    slices = apply([], plan_for(list(pods.values()), []))
+    layout = slice_layout(slices)
+    for changes in rounds:
+        changed = set()
+        for action, i in changes:
+            old = pods.get(f"p{i % start}")
+            assert old is not None
+            name, ip = old["metadata"]["name"], old["status"]["podIP"]
+            pods[name] = pod(
+                name, ip, 8080, ready=action == "ready", deleting=action == "terminate"
+            )
+            changed.add((ip, name))
+        whole = plan_for(list(pods.values()), slices)
+        members = members_by_pod(list(pods.values()))
+        assert plan_in_place(SVC, slices, layout, changed, members) == whole
+        slices = apply(slices, whole)
+        assert slice_layout(slices) == layout  # in-place changes never move an endpoint
+
+
+def test_in_place_plan_declines_what_is_not_in_place() -> None:
+    pods = many(150)
+    slices = apply([], plan_for(pods, []))
+    layout = slice_layout(slices)
+    members = members_by_pod(pods)
+    assert plan_in_place(SVC, slices, layout, set(), members) == SlicePlan()
+    gone = pods[7]["metadata"]["name"], pods[7]["status"]["podIP"]
+    del members[f"d/{gone[0]}"]  # a removed pod: its slice must shrink, and others may fill
+    assert plan_in_place(SVC, slices, layout, {(gone[1], gone[0])}, members) is None
+    new = ("10.9.9.9", "p999")  # an endpoint no slice holds yet: placing it is a whole plan
+    assert plan_in_place(SVC, slices, layout, {new}, members_by_pod(pods)) is None
+    lost = slices[1:]  # a slice of the layout is gone
+    some = next(k for k, name in layout.items() if name == slices[0]["metadata"]["name"])
+    assert plan_in_place(SVC, lost, layout, {some}, members_by_pod(pods)) is None
+
+
+def test_a_pod_on_a_missing_node_is_no_endpoint_unless_not_ready_ones_are_published() -> None:
+    """As kube's reconciler: "skipping Pod for Service, Node not found"."""
+    p = pod("a", "10.0.0.1", 8080)
+    assert pod_member(SVC, p) is not None
+    assert pod_member(SVC, p, node_exists=False) is None
+    publishing = {**SVC, "spec": {**SVC["spec"], "publishNotReadyAddresses": True}}
+    member = pod_member(publishing, p, node_exists=False)
+    assert member is not None and member.endpoint["nodeName"] == "n1"

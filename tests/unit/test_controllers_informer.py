@@ -1,12 +1,16 @@
 """The informer's indexes and the work queue's delayed adds, which the controllers
 lean on: an index follows every add, change and delete (and is built from the cache
-when added late); delayed adds of one key coalesce to the earliest time."""
+when added late); delayed adds of one key coalesce to the earliest time. And the heap
+settling that follows a sync: survivors are frozen, an earlier call's are thawed."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from typing import Any
 
+from minikube_py.heap import YOUNG_COLLECTION_THRESHOLD, settle_heap
 from minikube_py.informer import Informer, WorkQueue
 
 
@@ -67,3 +71,26 @@ async def test_delayed_adds_coalesce_to_the_earliest() -> None:
     assert all(at < 0.25 for _, at in got), got
     q.add_after("a", 0.01)  # fired ones can be delayed again
     assert [k for k, _ in await drain(q, 0.2)] == ["a"]
+
+
+class _Cyclic:
+    me: object
+
+
+def test_settle_heap_freezes_survivors_and_thaws_an_earlier_call() -> None:
+    threshold = gc.get_threshold()
+    try:
+        cycle = _Cyclic()
+        cycle.me = cycle  # alive at the first settle, garbage after it
+        ref = weakref.ref(cycle)
+        settle_heap()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD
+        del cycle
+        gc.collect()
+        assert ref() is not None  # frozen: out of the collector's sight
+        settle_heap()
+        assert ref() is None  # the next settle collects what the last one froze
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

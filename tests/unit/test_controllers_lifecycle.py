@@ -1,4 +1,4 @@
-"""Pure cores of leader election, node lifecycle, the garbage collector and the
+"""Pure cores of leader election, node lifecycle, the garbage collectors and the
 address allocators."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from minikube_py.controllers.common import bound_node
 from minikube_py.controllers.gc import finalizer_plan, owner_verdict
 from minikube_py.controllers.ipam import choose_lb_ip, choose_pod_cidr, parse_pool, requested_ip
 from minikube_py.controllers.leader import decide
@@ -15,6 +16,7 @@ from minikube_py.controllers.nodelifecycle import (
     unknown_conditions,
     wanted_taints,
 )
+from minikube_py.controllers.podgc import orphan_status
 from minikube_py.controllers.simnode import node_body
 
 
@@ -153,3 +155,35 @@ def test_lb_never_hands_out_an_address_twice(keys: list[str]) -> None:
         if ip:
             assigned[k] = ip
         assert len(set(assigned.values())) == len(assigned)
+
+
+def test_orphan_status_marks_disruption_and_fails_a_live_pod() -> None:
+    pod = {
+        "spec": {"nodeName": "gone"},
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+    status = orphan_status(pod, "2026-11-29T10:00:00Z")
+    assert status["phase"] == "Failed"
+    assert {"type": "Ready", "status": "True"} in status["conditions"]
+    (mark,) = [c for c in status["conditions"] if c["type"] == "DisruptionTarget"]
+    assert mark == {
+        "type": "DisruptionTarget",
+        "status": "True",
+        "reason": "DeletionByPodGC",
+        "message": "PodGC: node no longer exists",
+        "lastTransitionTime": "2026-11-29T10:00:00Z",
+    }
+    assert pod["status"]["phase"] == "Running"  # the cached pod is left alone
+
+
+@given(st.sampled_from(["Succeeded", "Failed"]))
+def test_orphan_status_keeps_a_terminal_phase(phase: str) -> None:
+    assert orphan_status({"status": {"phase": phase}}, "t")["phase"] == phase
+
+
+def test_pods_are_indexed_by_their_node_only_once_bound() -> None:
+    assert bound_node({"spec": {"nodeName": "n1"}}) == ["n1"]
+    assert bound_node({"spec": {}}) == []
