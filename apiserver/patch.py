@@ -31,7 +31,6 @@ field of the built-in types.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from typing import Any, Protocol
 
 import jsonpatch
 
-from minikube_py.api.types import Obj
+from minikube_py.api.types import Obj, clone
 
 Path = tuple[str, ...]
 FieldSet = set[Path]
@@ -107,7 +106,7 @@ def merge_patch(doc: Obj, patch: Obj) -> Obj:
     """Apply an RFC 7386 JSON merge patch."""
     if not isinstance(patch, dict):
         raise PatchError("a merge patch must be a JSON object")
-    result = _merge_patch_into(copy.deepcopy(doc), patch)
+    result = _merge_patch_into(clone(doc), patch)
     assert isinstance(result, dict)
     return result
 
@@ -115,7 +114,7 @@ def merge_patch(doc: Obj, patch: Obj) -> Obj:
 def _merge_patch_into(target: Any, patch: Any) -> Any:
     """MergePatch(target, patch) of RFC 7386; `target` is a private copy."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     if not isinstance(target, dict):
         target = {}
     for key, value in patch.items():
@@ -140,7 +139,7 @@ def strategic_merge_patch(doc: Obj, patch: Obj, schema: PatchSchema | None) -> O
     """Apply a strategic merge patch; `schema=None` merges lists like a JSON merge patch."""
     if not isinstance(patch, dict):
         raise PatchError("a strategic merge patch must be a JSON object")
-    result = _smp_map(copy.deepcopy(doc), copy.deepcopy(patch), schema)
+    result = _smp_map(clone(doc), clone(patch), schema)
     return result
 
 
@@ -514,7 +513,17 @@ def _hashable(value: Any) -> Any:
 
 
 def _json_equal(a: Any, b: Any) -> bool:
-    return _hashable(a) == _hashable(b)
+    """JSON equality, as `_hashable` sees it (true, 1 and "1" differ; 1 and 1.0 do
+    not), stopping at the first difference."""
+    if type(a) is dict:
+        return (
+            type(b) is dict
+            and a.keys() == b.keys()
+            and all(_json_equal(v, b[k]) for k, v in a.items())
+        )
+    if type(a) is list:
+        return type(b) is list and len(a) == len(b) and all(map(_json_equal, a, b))
+    return _json_kind(a) == _json_kind(b) and a == b
 
 
 # ---------------------------------------------------------------------------------------
@@ -939,11 +948,12 @@ def _managed_fields_of(obj: Obj | None) -> Any:
 
 
 def _without_managed_fields(obj: Obj) -> Obj:
-    body = copy.deepcopy(obj)
-    metadata = body.get("metadata")
-    if isinstance(metadata, dict):
-        metadata.pop("managedFields", None)
-    return body
+    """`obj` without managedFields: a new top level and metadata, the rest shared (the
+    field-set code only reads it; `_with_managed_fields` writes the metadata only)."""
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        return dict(obj)
+    return {**obj, "metadata": {k: v for k, v in metadata.items() if k != "managedFields"}}
 
 
 def _with_managed_fields(obj: Obj, managers: _Managers) -> Obj:
@@ -1049,7 +1059,7 @@ def _apply_merge(lhs: Any, rhs: Any, schema: PatchSchema | None) -> Any:
         result = {}
         for key, value in lhs.items():
             if key not in rhs:
-                result[key] = copy.deepcopy(value)
+                result[key] = clone(value)
             elif rhs[key] is not None:
                 result[key] = _apply_merge(value, rhs[key], _child(schema, key))
         for key, value in rhs.items():
@@ -1064,7 +1074,7 @@ def _apply_merge(lhs: Any, rhs: Any, schema: PatchSchema | None) -> Any:
             return _merge_list_items(left, right, schema.items if schema is not None else None)
     if isinstance(rhs, list):
         return [_apply_merge(_ABSENT, item, None) for item in rhs if item is not None]
-    return copy.deepcopy(rhs)
+    return clone(rhs)
 
 
 def _merge_list_items(
@@ -1095,7 +1105,7 @@ def _merge_list_items(
         if li < len(lhs):
             element, item = lhs[li]
             if element not in right:
-                out.append(copy.deepcopy(item))
+                out.append(clone(item))
                 li += 1
                 continue
             if element in merged_right:

@@ -11,7 +11,6 @@ so a namespace closed behind the cache's back still refuses the object.
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 import uuid
@@ -39,7 +38,7 @@ from apiserver.watchcache import WatchCache
 from minikube_py.api import defaults, labels, validation
 from minikube_py.api.resources import BY_KIND, Resource
 from minikube_py.api.timestamps import now_rfc3339, rfc3339
-from minikube_py.api.types import Obj
+from minikube_py.api.types import Obj, clone
 
 MAX_RETRIES = 16
 # Kinds whose `status` is written only through the status subresource.
@@ -261,7 +260,7 @@ class Registry:
                     "the object has been modified; please apply your changes to "
                     "the latest version and try again",
                 )
-            return copy.deepcopy(new_body)
+            return clone(new_body)
 
         return await self._write(res, namespace, name, mutate, opts, subresource)
 
@@ -346,7 +345,7 @@ class Registry:
         for _ in range(MAX_RETRIES):
             entry = await _guard(self.store.get(key))
             current = _with_type(res, entry.value) if entry else None
-            wanted = mutate(copy.deepcopy(current) if current else None)
+            wanted = mutate(clone(current) if current else None)
             if current is None:
                 if not (create_ok or res.kind in CREATE_ON_UPDATE):
                     raise not_found(res, name)
@@ -407,13 +406,13 @@ class Registry:
                 md.pop(k, None)
         new["apiVersion"], new["kind"] = res.api_version, res.kind
         if subresource == "status":
-            merged = copy.deepcopy(old)
+            merged = clone(old)
             merged["status"] = new.get("status", {})
             return merged
         if subresource == "binding":  # spec.nodeName and the PodScheduled condition
             return new
         if subresource == "finalize":  # Namespace: only spec.finalizers changes
-            merged = copy.deepcopy(old)
+            merged = clone(old)
             merged.setdefault("spec", {})["finalizers"] = new.get("spec", {}).get("finalizers")
             return merged
         if res.kind == "Service":
@@ -472,7 +471,7 @@ class Registry:
             wait_seconds = _graceful_seconds(res.kind, obj, grace)
             ns_pending = res.kind == "Namespace" and (obj.get("spec", {}).get("finalizers"))
             if finalizers or wait_seconds or ns_pending:
-                updated = copy.deepcopy(obj)
+                updated = clone(obj)
                 umd = updated["metadata"]
                 if finalizers:
                     umd["finalizers"] = finalizers
@@ -598,7 +597,7 @@ class Registry:
                 f"API version ({res.api_version})"
             )
         self._check_fields(res, body, opts)
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         obj["apiVersion"], obj["kind"] = res.api_version, res.kind
         md = obj.setdefault("metadata", {})
         if not isinstance(md, dict):

@@ -25,3 +25,13 @@ def namespace_of(obj: Obj) -> str:
 
 def labels_of(obj: Obj) -> dict[str, str]:
     return obj.get("metadata", {}).get("labels") or {}
+
+
+def clone(value: Any) -> Any:
+    """A copy of a JSON value: its maps and lists are new, its scalars (immutable) shared.
+    Several times faster than `copy.deepcopy`, which the write path calls per request."""
+    if type(value) is dict:
+        return {k: clone(v) for k, v in value.items()}
+    if type(value) is list:
+        return [clone(v) for v in value]
+    return value

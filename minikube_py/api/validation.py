@@ -11,7 +11,6 @@ Messages are built from the same pieces as Kubernetes' `field.Error`: a type
 (`%q` for strings, `%#v` for maps and selectors), and a detail.
 """
 
-import copy
 import ipaddress
 import json
 import re
@@ -23,7 +22,7 @@ from minikube_py.api.defaults import is_externally_accessible
 from minikube_py.api.labels import from_label_selector, matches
 from minikube_py.api.quantity import parse_quantity
 from minikube_py.api.resources import BY_KIND
-from minikube_py.api.types import Obj
+from minikube_py.api.types import Obj, clone
 
 
 @dataclass(frozen=True)
@@ -727,7 +726,7 @@ def _validate_toleration(toleration: Obj, path: str) -> Errors:
 
 def _without_mutable_fields(spec: Obj) -> Obj:
     """The pod spec minus what an update may change."""
-    frozen = copy.deepcopy(spec)
+    frozen = clone(spec)
     for key in ("containers", "initContainers"):
         for container in frozen.get(key) or []:
             container.pop("image", None)

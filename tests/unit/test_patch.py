@@ -15,7 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_patch_schema import DEPLOYMENT, POD, SERVICE
 
-from apiserver.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from apiserver.patch import (
+    PatchError,
+    _hashable,
+    _json_equal,
+    json_patch,
+    merge_patch,
+    strategic_merge_patch,
+)
+from minikube_py.api.types import clone
 
 
 def pod(*containers: dict, **spec: Any) -> dict:
@@ -463,3 +471,30 @@ def test_smp_two_way_container_patch_reaches_the_target(
     before = copy.deepcopy((doc, patch))
     assert strategic_merge_patch(doc, patch, POD)["spec"]["containers"] == target
     assert (doc, patch) == before
+
+
+@given(json_values(True, True), json_values(True, True))
+def test_json_equality_agrees_with_the_hashable_form(a: Any, b: Any) -> None:
+    assert _json_equal(a, b) == (_hashable(a) == _hashable(b))
+    assert _json_equal(a, a) and _json_equal(a, clone(a))
+
+
+def test_json_equality_of_numbers_and_booleans() -> None:
+    assert _json_equal({"n": [1]}, {"n": [1.0]})
+    assert not _json_equal({"n": [1]}, {"n": [True]})
+    assert not _json_equal(0, False) and not _json_equal("1", 1) and not _json_equal(None, {})
+
+
+@given(json_values(True, True))
+def test_clone_is_equal_and_shares_no_container(value: Any) -> None:
+    copied = clone(value)
+    assert copied == value
+
+    def containers(v: Any) -> list[int]:
+        if isinstance(v, dict):
+            return [id(v), *(i for x in v.values() for i in containers(x))]
+        if isinstance(v, list):
+            return [id(v), *(i for x in v for i in containers(x))]
+        return []
+
+    assert not set(containers(copied)) & set(containers(value))
