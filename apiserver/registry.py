@@ -340,12 +340,12 @@ class Registry:
         applied: bool = False,
     ) -> Obj:
         """Read-modify-write with CAS; `mutate` builds the wanted object from the
-        current one (None when absent)."""
+        current one (None when absent) as a new object, leaving `current` as it is."""
         key = self.key(res, namespace, name)
         for _ in range(MAX_RETRIES):
             entry = await _guard(self.store.get(key))
             current = _with_type(res, entry.value) if entry else None
-            wanted = mutate(clone(current) if current else None)
+            wanted = mutate(current)
             if current is None:
                 if not (create_ok or res.kind in CREATE_ON_UPDATE):
                     raise not_found(res, name)
@@ -556,10 +556,11 @@ class Registry:
             node = current.get("spec", {}).get("nodeName")
             if node:
                 raise conflict(res, name, f'pod {name} is already assigned to node "{node}"')
-            current["spec"]["nodeName"] = target
+            pod = clone(current)
+            pod["spec"]["nodeName"] = target
             conds = [
                 c
-                for c in current.get("status", {}).get("conditions", [])
+                for c in pod.get("status", {}).get("conditions", [])
                 if c.get("type") != "PodScheduled"
             ]
             conds.append(
@@ -570,8 +571,8 @@ class Registry:
                     "lastTransitionTime": now_rfc3339(),
                 }
             )
-            current.setdefault("status", {})["conditions"] = conds
-            return current
+            pod.setdefault("status", {})["conditions"] = conds
+            return pod
 
         # binding writes spec.nodeName and a status condition, beyond the spec/status split
         return await self._write(res, namespace, name, mutate, opts, subresource="binding")
