@@ -117,6 +117,23 @@ def next_available_in(rs: Obj, active: list[Obj], now: float) -> float | None:
     return max(min(waits), 0.0) if waits else None
 
 
+def replica_facts(pod: Obj) -> tuple[Any, ...]:
+    """What a ReplicaSet's reconcile reads of an owned pod: its labels and owners (for
+    counts, adoption and release), whether it is active, and its Ready condition with
+    the time it became so (readiness and availability). A pod update that changes none
+    of these changes nothing the ReplicaSet does, so it is not reconciled for it."""
+    md, status = pod["metadata"], pod.get("status") or {}
+    ready = condition(pod, "Ready") or {}
+    return (
+        md.get("labels"),
+        md.get("ownerReferences"),
+        md.get("deletionTimestamp"),
+        status.get("phase"),
+        ready.get("status"),
+        ready.get("lastTransitionTime"),
+    )
+
+
 def replicaset_status(rs: Obj, active: list[Obj], now: float) -> Obj:
     template_labels = rs["spec"].get("template", {}).get("metadata", {}).get("labels") or {}
     mrs = int(rs["spec"].get("minReadySeconds") or 0)
@@ -218,6 +235,8 @@ class ReplicaSetController(Controller):
             )
         ):
             self.expectations.observe(key)
+        elif type_ == "MODIFIED" and old is not None and replica_facts(pod) == replica_facts(old):
+            return  # a status detail (a probe message, restarts): no count can change
         self.enqueue(key)
 
     def _enqueue_matching(self, pod: Obj) -> None:

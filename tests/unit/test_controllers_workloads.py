@@ -25,6 +25,7 @@ from minikube_py.controllers.replicaset import (
     next_available_in,
     pod_available,
     replica_diff,
+    replica_facts,
     replicaset_status,
 )
 from minikube_py.controllers.statefulset import Step, pod_for, statefulset_step
@@ -334,3 +335,32 @@ def test_statefulset_ordered_steps() -> None:
     )
     changed = {**STS, "spec": {**STS["spec"], "template": {"metadata": {}, "spec": {"x": 1}}}}
     assert statefulset_step(changed, {i: sts_pod(i) for i in range(3)}) == Step("delete", 2)
+
+
+def test_replica_facts_ignore_status_details_but_not_readiness() -> None:
+    pod = {
+        "metadata": {"name": "p", "labels": {"app": "a"}, "ownerReferences": [{"uid": "rs"}]},
+        "status": {
+            "phase": "Running",
+            "message": "x",
+            "conditions": [
+                {"type": "Ready", "status": "False", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+            ],
+        },
+    }
+    detail = {**pod, "status": {**pod["status"], "message": "y", "podIP": "10.0.0.1"}}
+    assert replica_facts(detail) == replica_facts(pod)
+    ready = {
+        **pod,
+        "status": {
+            **pod["status"],
+            "conditions": [
+                {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:05Z"}
+            ],
+        },
+    }
+    relabelled = {**pod, "metadata": {**pod["metadata"], "labels": {"app": "b"}}}
+    finished = {**pod, "status": {**pod["status"], "phase": "Succeeded"}}
+    deleting = {**pod, "metadata": {**pod["metadata"], "deletionTimestamp": "t"}}
+    for changed in (ready, relabelled, finished, deleting):
+        assert replica_facts(changed) != replica_facts(pod)
