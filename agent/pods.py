@@ -69,7 +69,7 @@ from agent.runtime import (
 )
 from agent.volumes import DATA_DIR, VolumeError, volume_files, volume_source, write_atomic
 from minikube_py.api.timestamps import now_rfc3339
-from minikube_py.api.types import Obj, name_of, namespace_of
+from minikube_py.api.types import Obj, name_of, namespace_of, status_only_change
 from minikube_py.client import ApiException, Client
 from minikube_py.informer import Informer, WorkQueue, key_of
 
@@ -317,21 +317,6 @@ def qos_class(pod: Obj) -> str:
 def status_differs(current: Obj, wanted: Obj) -> bool:
     """Whether writing `wanted` would change the stored status."""
     return any(current.get(key) != value for key, value in wanted.items())
-
-
-def status_only_change(old: Obj, new: Obj) -> bool:
-    """Whether an update of a pod changed only its status (the agent's own writes, the
-    scheduler's condition): as the kubelet's pod config, no reason to sync the pod."""
-
-    def without_status(pod: Obj) -> Obj:
-        metadata = {
-            k: v
-            for k, v in pod.get("metadata", {}).items()
-            if k not in ("resourceVersion", "managedFields")
-        }
-        return {**{k: v for k, v in pod.items() if k != "status"}, "metadata": metadata}
-
-    return without_status(old) == without_status(new)
 
 
 def referenced_objects(pod: Obj) -> set[tuple[str, str]]:

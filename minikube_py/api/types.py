@@ -27,6 +27,28 @@ def labels_of(obj: Obj) -> dict[str, str]:
     return obj.get("metadata", {}).get("labels") or {}
 
 
+# What the apiserver itself changes on every write.
+SERVER_SET_METADATA = ("resourceVersion", "managedFields")
+
+
+def status_only_change(old: Obj, new: Obj) -> bool:
+    """Whether an update changed nothing but the object's status (a status write, or a
+    controller's own write coming back): no reason for a spec-driven loop to act."""
+    absent = object()  # a key set to null is a change from no key at all
+    if any(
+        new.get(k, absent) != old.get(k, absent)
+        for k in new.keys() | old.keys()
+        if k not in ("status", "metadata")
+    ):
+        return False
+    md_new, md_old = new.get("metadata") or {}, old.get("metadata") or {}
+    return all(
+        md_new.get(k, absent) == md_old.get(k, absent)
+        for k in md_new.keys() | md_old.keys()
+        if k not in SERVER_SET_METADATA
+    )
+
+
 def clone(value: Any) -> Any:
     """A copy of a JSON value: its maps and lists are new, its scalars (immutable) shared.
     Several times faster than `copy.deepcopy`, which the write path calls per request."""

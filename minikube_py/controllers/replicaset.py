@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from minikube_py.api import labels
-from minikube_py.api.types import Obj
+from minikube_py.api.types import Obj, status_only_change
 from minikube_py.client import ApiException
 from minikube_py.controllers.common import (
     CONTROLLER_UID,
@@ -155,21 +155,6 @@ def replicaset_status(rs: Obj, active: list[Obj], now: float) -> Obj:
     return status
 
 
-_SERVER_SET = ("resourceVersion", "managedFields")
-
-
-def _status_only(new: Obj, old: Obj) -> bool:
-    """Whether an update changed nothing but the status."""
-    if new.get("spec") != old.get("spec"):
-        return False
-    md_new, md_old = new["metadata"], old["metadata"]
-    return all(
-        md_new.get(k) == md_old.get(k)
-        for k in md_new.keys() | md_old.keys()
-        if k not in _SERVER_SET
-    )
-
-
 def pod_from_template(owner: Obj, name_prefix: str) -> Obj:
     template = owner["spec"].get("template") or {}
     tmd = template.get("metadata") or {}
@@ -204,7 +189,7 @@ class ReplicaSetController(Controller):
     def _on_rs(self, type_: str, rs: Obj, old: Obj | None) -> None:
         if type_ == "DELETED":
             self.expectations.forget(key_of(rs))
-        elif old is not None and _status_only(rs, old):
+        elif old is not None and status_only_change(old, rs):
             return  # the status this controller wrote coming back: nothing to act on
         self.enqueue(key_of(rs))
 

@@ -16,9 +16,9 @@ from agent.pods import (
     qos_class,
     referenced_objects,
     should_restart,
-    status_only_change,
 )
 from agent.runtime import never_started, state_from_docker
+from minikube_py.api.types import status_only_change
 
 NOW = "2026-01-01T00:00:10Z"
 EARLIER = "2026-01-01T00:00:00Z"
