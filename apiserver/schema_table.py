@@ -2,8 +2,7 @@
 
 The Kubernetes types the apiserver serves come from the `kubernetes` client's generated
 models, but importing `kubernetes.client.models` costs the apiserver about 30 MB of
-resident memory and half a second of every start (the generated classes of every API
-group).
+resident memory and half a second of every start (pydantic models of every API group).
 So what schema.py uses of them is written once to `schema_models.json` beside this
 module: for each model reachable from a served kind (or from the API machinery models
 the OpenAPI documents name), its description, its fields as `[JSON key, client type,
