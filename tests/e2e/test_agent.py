@@ -361,8 +361,14 @@ def test_probes_restart_unhealthy_and_unready_containers(agent_lab: AgentLab, ns
     assert flaky["status"]["phase"] == "Running"
     assert flaky["status"]["containerStatuses"][0]["restartCount"] == 0
 
-    # restarted at once after the first exit, then held back
-    crashing = agent_lab.get("pod", "crasher", ns)["status"]["containerStatuses"][0]
+    # restarted at once after the first exit, then held back. By now the first back-off
+    # (10 s) may have run out, so the crasher may be between a restart and its next
+    # exit: wait for the back-off that follows.
+    def backing_off() -> Any:
+        status = agent_lab.get("pod", "crasher", ns)["status"]["containerStatuses"][0]
+        return status if "waiting" in status["state"] else None
+
+    crashing = wait_for(backing_off, 10, "the crasher backing off")
     assert crashing["restartCount"] >= 1
     assert crashing["state"]["waiting"]["reason"] == "CrashLoopBackOff"
     assert crashing["lastState"]["terminated"]["exitCode"] == 1
