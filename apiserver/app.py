@@ -28,6 +28,7 @@ from apiserver.errors import ApiError, bad_request, method_not_allowed, unauthor
 from apiserver.nodeproxy import NodeProxy
 from apiserver.registry import Registry, WriteOptions
 from apiserver.storage import Unavailable
+from apiserver.watchhub import Delivery
 from minikube_py.api.resources import BY_GROUP_PLURAL, Resource
 from minikube_py.api.types import Obj
 
@@ -47,6 +48,8 @@ VERSION = {
 }
 BOOKMARK_SECONDS = 30.0
 ANONYMOUS_PATHS = {"/healthz", "/livez", "/readyz", "/version"}
+# where `_resource` leaves the parsed path for the metrics middleware
+TARGET_KEY = "minikube-py.target"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -60,36 +63,49 @@ class Target:
 
 
 class Metrics:
-    """Request counters and latency sums in Prometheus text format. Each process of an
-    apiserver with workers counts the requests it served itself, and `/metrics` answers
-    from whichever process the connection reached."""
+    """Request counters and latency sums in Prometheus text format, labelled as
+    kube-apiserver labels them: the verb (LIST and WATCH apart from GET), the resource's
+    plural and its subresource; never an object's name, so the series stay few. Each
+    process of an apiserver with workers counts the requests it served itself, and
+    `/metrics` answers from whichever process the connection reached."""
 
     def __init__(self) -> None:
-        self.requests: Counter[tuple[str, str, int]] = Counter()
-        self.seconds: defaultdict[tuple[str, str], float] = defaultdict(float)
+        self.requests: Counter[tuple[str, str, str, int]] = Counter()
+        self.seconds: defaultdict[tuple[str, str, str], float] = defaultdict(float)
 
-    def observe(self, verb: str, resource: str, code: int, seconds: float) -> None:
-        self.requests[(verb, resource, code)] += 1
-        self.seconds[(verb, resource)] += seconds
+    def observe(
+        self, verb: str, resource: str, subresource: str, code: int, seconds: float
+    ) -> None:
+        self.requests[(verb, resource, subresource, code)] += 1
+        self.seconds[(verb, resource, subresource)] += seconds
 
     def render(self) -> str:
         lines = [
-            "# HELP apiserver_request_total Requests by verb, resource and code.",
+            "# HELP apiserver_request_total Requests by verb, resource, subresource and code.",
             "# TYPE apiserver_request_total counter",
         ]
-        for (verb, res, code), n in sorted(self.requests.items()):
+        for (verb, res, sub, code), n in sorted(self.requests.items()):
             lines.append(
-                f'apiserver_request_total{{verb="{verb}",resource="{res}",code="{code}"}} {n}'
+                f'apiserver_request_total{{verb="{verb}",resource="{res}",'
+                f'subresource="{sub}",code="{code}"}} {n}'
             )
         lines += [
             "# HELP apiserver_request_duration_seconds_sum Time spent serving requests.",
             "# TYPE apiserver_request_duration_seconds_sum counter",
         ]
-        for (verb, res), s in sorted(self.seconds.items()):
+        for (verb, res, sub), s in sorted(self.seconds.items()):
             lines.append(
-                f'apiserver_request_duration_seconds_sum{{verb="{verb}",resource="{res}"}} {s:.6f}'
+                f'apiserver_request_duration_seconds_sum{{verb="{verb}",resource="{res}",'
+                f'subresource="{sub}"}} {s:.6f}'
             )
         return "\n".join(lines) + "\n"
+
+
+def request_verb(method: str, target: Target | None, watch: bool) -> str:
+    """kube-apiserver's verb label: a GET of a collection is LIST, or WATCH."""
+    if method == "GET" and target is not None and not target.name:
+        return "WATCH" if watch else "LIST"
+    return method
 
 
 def json_response(
@@ -205,10 +221,11 @@ class ApiServer:
             log.exception("internal error serving %s %s", request.method, request.path)
             return error_response(ApiError(500, "InternalError", f"Internal error occurred: {e}"))
         finally:
-            parts = request.path.split("/")
+            target: Target | None = request.get(TARGET_KEY)
             self.metrics.observe(
-                request.method,
-                parts[-1] if len(parts) > 1 else "",
+                request_verb(request.method, target, _flag(request, "watch")),
+                target.res.plural if target else "",
+                target.subresource if target else "",
                 code,
                 time.perf_counter() - start,
             )
@@ -286,6 +303,7 @@ class ApiServer:
                 raise not_found_path()
             return json_response(doc)
         target = _parse_target(group, version, rest)
+        request[TARGET_KEY] = target
         method = request.method
         sub = target.subresource
         if sub in ("log", "exec", "attach", "portforward") and self.node_proxy is not None:
@@ -463,15 +481,15 @@ class ApiServer:
         include = _include_object(request)
         bookmarks = _flag(request, "allowWatchBookmarks")
         timeout = float(request.query.get("timeoutSeconds") or 1800)
-        events = self.registry.watch(
+        batches = self.registry.watch(
             res,
             target.namespace,
             request.query.get("resourceVersion", ""),
             request.query.get("labelSelector", ""),
             request.query.get("fieldSelector", ""),
         )
-        # The first event decides the status code: a 410 before any byte is a Status.
-        first: asyncio.Task[tuple[str, Obj]] = asyncio.ensure_future(anext(events))
+        # The first batch decides the status code: a 410 before any byte is a Status.
+        first: asyncio.Task[list[Delivery]] = asyncio.ensure_future(anext(batches))
         done, _ = await asyncio.wait({first}, timeout=0.05)
         if done and first.exception():
             exc = first.exception()
@@ -484,7 +502,7 @@ class ApiServer:
 
         last_rv = request.query.get("resourceVersion", "")
         deadline = time.monotonic() + timeout
-        pending: asyncio.Task[tuple[str, Obj]] | None = first
+        pending: asyncio.Task[list[Delivery]] | None = first
         try:
             while True:
                 remaining = deadline - time.monotonic()
@@ -499,26 +517,30 @@ class ApiServer:
                             "apiVersion": res.api_version,
                             "metadata": {"resourceVersion": last_rv},
                         }
-                        await _send(resp, "BOOKMARK", mark)
+                        await resp.write(Delivery("BOOKMARK", mark).line)
                     continue
                 try:
-                    kind, obj = pending.result()
+                    batch = pending.result()
                 except StopAsyncIteration:
                     break
                 except ApiError as e:
-                    await _send(resp, "ERROR", e.status())
+                    await resp.write(Delivery("ERROR", e.status()).line)
                     break
                 except Exception as e:
                     # the response has started: report inside the stream, never a 2nd reply
                     log.exception("watch of %s failed", res.plural)
                     error = ApiError(500, "InternalError", f"Internal error occurred: {e}")
-                    await _send(resp, "ERROR", error.status())
+                    await resp.write(Delivery("ERROR", error.status()).line)
                     break
-                last_rv = obj["metadata"].get("resourceVersion", last_rv)
+                last_rv = batch[-1].resource_version or last_rv
                 if as_table:
-                    obj = tables.build_table(res.kind, [obj], datetime.now(UTC), include)
-                await _send(resp, kind, obj)
-                pending = asyncio.ensure_future(anext(events))
+                    now = datetime.now(UTC)
+                    batch = [
+                        Delivery(d.type, tables.build_table(res.kind, [d.object], now, include))
+                        for d in batch
+                    ]
+                await resp.write(b"".join(d.line for d in batch))
+                pending = asyncio.ensure_future(anext(batches))
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -527,7 +549,7 @@ class ApiServer:
                 with contextlib.suppress(BaseException):
                     await pending
             with contextlib.suppress(BaseException):
-                await events.aclose()  # type: ignore[attr-defined]
+                await batches.aclose()  # type: ignore[attr-defined]
         with contextlib.suppress(ConnectionResetError):
             await resp.write_eof()
         return resp
@@ -592,9 +614,3 @@ async def _delete_options(request: web.Request) -> Obj:
     if q.get("dryRun") == "All":
         opts["dryRun"] = ["All"]
     return opts
-
-
-async def _send(resp: web.StreamResponse, kind: str, obj: Obj) -> None:
-    await resp.write(
-        json.dumps({"type": kind, "object": obj}, separators=(",", ":")).encode() + b"\n"
-    )

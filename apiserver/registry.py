@@ -33,14 +33,17 @@ from apiserver.errors import (
     unavailable,
 )
 from apiserver.selectors import FieldRequirement, parse_field_selector
-from apiserver.storage import Absent, AtRevision, Compare, Expired, Store, Unavailable
+from apiserver.storage import Absent, AtRevision, Compare, Entry, Expired, Store, Unavailable
 from apiserver.watchcache import WatchCache
+from apiserver.watchhub import Change, Delivery, Kind, WatchHub
 from minikube_py.api import defaults, labels, validation
 from minikube_py.api.resources import BY_KIND, Resource
 from minikube_py.api.timestamps import now_rfc3339, rfc3339
 from minikube_py.api.types import Obj, clone
 
 MAX_RETRIES = 16
+# How many of the objects it last wrote an apiserver keeps to update without a read.
+WRITTEN_OBJECTS = 512
 # Kinds whose `status` is written only through the status subresource.
 STATUS_SPLIT = {r.kind for r in BY_KIND.values() if "status" in r.subresources} - {"Namespace"}
 # Kinds where PUT of a missing object creates it (kube's AllowCreateOnUpdate).
@@ -73,6 +76,8 @@ class Registry:
         self._rng = random.Random()
         # read on every create; the server keeps it current with `namespaces.run()`
         self.namespaces = WatchCache(store, self.prefix(BY_KIND["Namespace"], ""))
+        self.watches = WatchHub(store)
+        self._written: dict[str, Entry] = {}  # key -> the last object written there
 
     # ------------------------------------------------------------------ keys
 
@@ -116,42 +121,46 @@ class Registry:
         resource_version: str,
         label_selector: str = "",
         field_selector: str = "",
-    ) -> AsyncIterator[tuple[str, Obj]]:
-        """(type, object) pairs. An empty or "0" resourceVersion starts with ADDED for
-        every current object, as kube-apiserver does; a compacted one raises 410."""
+    ) -> AsyncIterator[list[Delivery]]:
+        """Batches of (type, object) deliveries, in order. An empty or "0"
+        resourceVersion starts with ADDED for every current object, as kube-apiserver
+        does; a compacted one raises 410."""
         lsel = _parse_labels(label_selector)
         fsel = parse_field_selector(res.kind, field_selector)
         if resource_version in ("", "0"):
             items, revision = await self.list_objects(
                 res, namespace, label_selector, field_selector
             )
-            for item in items:
-                yield "ADDED", item
+            if items:
+                yield [Delivery("ADDED", item) for item in items]
         else:
             try:
                 revision = int(resource_version)
             except ValueError as e:
                 raise bad_request(f"invalid resource version: {resource_version}") from e
+
+        def select(change: Change) -> Delivery | None:
+            ev = change.event
+            if not (lsel or fsel):
+                return change.delivered_as(ev.type)
+            now_in = _selected(change.object, lsel, fsel)
+            if ev.type == "MODIFIED":
+                was_in = ev.prev is not None and _selected(ev.prev, lsel, fsel)
+                if now_in and not was_in:
+                    return change.delivered_as("ADDED")
+                if was_in and not now_in:
+                    return change.delivered_as("DELETED")
+            return change.delivered_as(ev.type) if now_in else None
+
         try:
-            async for ev in self.store.watch(self.prefix(res, namespace), revision):
-                if (
-                    res.namespaced
-                    and namespace
-                    and not ev.key.startswith(self.prefix(res, namespace))
-                ):
-                    continue
-                obj = _with_type(res, ev.value)
-                now_in = _selected(obj, lsel, fsel)
-                if ev.type == "MODIFIED" and (lsel or fsel):
-                    was_in = ev.prev is not None and _selected(ev.prev, lsel, fsel)
-                    if now_in and not was_in:
-                        yield "ADDED", obj
-                    elif was_in and not now_in:
-                        yield "DELETED", obj
-                    elif now_in:
-                        yield "MODIFIED", obj
-                elif now_in:
-                    yield ev.type, obj
+            async for batch in self.watches.watch(
+                self.prefix(res, ""),
+                self.prefix(res, namespace),
+                revision,
+                select,
+                Kind(res.api_version, res.kind),
+            ):
+                yield batch
         except Expired as e:
             raise gone(f"too old resource version: {revision} ({e})") from e
         except Unavailable as e:
@@ -218,6 +227,7 @@ class Registry:
             result = await _guard(self.store.txn(guards, [(key, obj), *claims], releases))
             if result.succeeded:
                 md["resourceVersion"] = str(result.revision)
+                self._remember(Entry(key, obj, result.revision))
                 return _with_type(res, obj)
             if namespace_guard is not None:
                 namespace_guard = await self._open_namespace(
@@ -292,7 +302,7 @@ class Registry:
                 if current is None:
                     if not is_apply:
                         raise not_found(res, name)
-                    applied = self._decode_body(res, namespace, doc, opts)
+                    applied = self._decode_body(res, namespace, clone(doc), opts)
                     return patch.server_side_apply(
                         None, applied, opts.field_manager, force, kind_schema, now_rfc3339()
                     )
@@ -305,7 +315,7 @@ class Registry:
                 if content_type == "application/strategic-merge-patch+json":
                     return patch.strategic_merge_patch(current, _require_map(doc), kind_schema)
                 if is_apply:
-                    applied = self._decode_body(res, namespace, _require_map(doc), opts)
+                    applied = self._decode_body(res, namespace, clone(_require_map(doc)), opts)
                     return patch.server_side_apply(
                         current, applied, opts.field_manager, force, kind_schema, now_rfc3339()
                     )
@@ -340,27 +350,40 @@ class Registry:
         applied: bool = False,
     ) -> Obj:
         """Read-modify-write with CAS; `mutate` builds the wanted object from the
-        current one (None when absent) as a new object, leaving `current` as it is."""
+        current one (None when absent) as a new object, leaving `current` as it is.
+
+        As kube's GuaranteedUpdate with a cached existing object, the first attempt
+        takes the object this process last wrote (`_written`) as current, without a
+        read. Only a successful transaction, which compares that object's revision,
+        proves it was current: whatever else comes of it (a lost race, an error, a
+        no-op) is decided again on a fresh read."""
         key = self.key(res, namespace, name)
+        cached = None if opts.dry_run else self._written.get(key)
         for _ in range(MAX_RETRIES):
-            entry = await _guard(self.store.get(key))
+            entry = cached or await _guard(self.store.get(key))
+            trusted, cached = cached is None, None
             current = _with_type(res, entry.value) if entry else None
-            wanted = mutate(current)
-            if current is None:
-                if not (create_ok or res.kind in CREATE_ON_UPDATE):
-                    raise not_found(res, name)
-                wanted.setdefault("metadata", {})["name"] = name
-                if res.namespaced:
-                    wanted["metadata"]["namespace"] = namespace
-                return await self.create(res, namespace, wanted, opts, applied=applied)
-            new = self._prepare_update(res, wanted, current, subresource)
-            # a binding sets spec.nodeName, which no pod update may change
-            self._default_and_validate(
-                res,
-                new,
-                None if subresource == "binding" else current,
-                check=subresource != "binding",
-            )
+            try:
+                wanted = mutate(current)
+                if current is None:
+                    if not (create_ok or res.kind in CREATE_ON_UPDATE):
+                        raise not_found(res, name)
+                    wanted.setdefault("metadata", {})["name"] = name
+                    if res.namespaced:
+                        wanted["metadata"]["namespace"] = namespace
+                    return await self.create(res, namespace, wanted, opts, applied=applied)
+                new = self._prepare_update(res, wanted, current, subresource)
+                # a binding sets spec.nodeName, which no pod update may change
+                self._default_and_validate(
+                    res,
+                    new,
+                    None if subresource == "binding" else current,
+                    check=subresource != "binding",
+                )
+            except ApiError:
+                if trusted:
+                    raise
+                continue
             if not applied:
                 new = patch.record_update(
                     current,
@@ -370,7 +393,9 @@ class Registry:
                     schema.schema_for(res.kind),
                 )
             if _same(new, current):
-                return current  # no-op writes don't bump resourceVersion, as in kube
+                if trusted:
+                    return current  # no-op writes don't bump resourceVersion, as in kube
+                continue
             finishing = _finalized(res.kind, new)
             explicit = allocators.claimed_keys(new) if res.kind == "Service" else set()
             claims, releases, compares = await self._claims(
@@ -378,16 +403,30 @@ class Registry:
             )
             if opts.dry_run:
                 return new
-            cmp: list[Compare] = [AtRevision(key, entry.revision), *compares] if entry else []
+            assert entry is not None
+            cmp: list[Compare] = [AtRevision(key, entry.revision), *compares]
             if finishing:
                 result = await _guard(self.store.txn(cmp, claims, [key, *releases]))
             else:
                 result = await _guard(self.store.txn(cmp, [(key, new), *claims], releases))
             if result.succeeded:
+                if finishing:
+                    self._written.pop(key, None)
+                    return new
                 new["metadata"]["resourceVersion"] = str(result.revision)
+                self._remember(Entry(key, new, result.revision))
                 return new
+            self._written.pop(key, None)
             await self._lost_claims(res, new, current, explicit)
         raise conflict(res, name, "too many concurrent writes, try again")
+
+    def _remember(self, entry: Entry) -> None:
+        """Keep `entry` as the last object this process wrote at its key (see `_write`);
+        nothing may modify its value afterwards."""
+        self._written.pop(entry.key, None)
+        self._written[entry.key] = entry
+        if len(self._written) > WRITTEN_OBJECTS:
+            del self._written[next(iter(self._written))]
 
     def _prepare_update(self, res: Resource, new: Obj, old: Obj, subresource: str) -> Obj:
         md, old_md = new.setdefault("metadata", {}), old["metadata"]
@@ -439,6 +478,7 @@ class Registry:
         preconditions = opts.get("preconditions") or {}
         dry_run = bool(opts.get("dryRun"))
         key = self.key(res, namespace, name)
+        self._written.pop(key, None)  # what follows reads and writes the store itself
         for _ in range(MAX_RETRIES):
             entry = await _guard(self.store.get(key))
             if entry is None:
@@ -580,6 +620,7 @@ class Registry:
     # ------------------------------------------------------------------ helpers
 
     def _decode_body(self, res: Resource, namespace: str, body: Obj, opts: WriteOptions) -> Obj:
+        """`body`, checked and typed in place: create and update own what they are given."""
         if not isinstance(body, dict):
             raise bad_request(
                 f"the body of the request must be a JSON object, got {type(body).__name__}"
@@ -598,7 +639,7 @@ class Registry:
                 f"API version ({res.api_version})"
             )
         self._check_fields(res, body, opts)
-        obj = clone(body)
+        obj = body  # the caller's to give: freshly decoded from a request, or a copy
         obj["apiVersion"], obj["kind"] = res.api_version, res.kind
         md = obj.setdefault("metadata", {})
         if not isinstance(md, dict):

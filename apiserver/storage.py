@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -63,11 +64,23 @@ class Entry:
 
 @dataclass
 class WatchEvent:
+    """One change, decoded only when read and then once: a shared watch hands the same
+    event to every watcher, and most never look at `prev`."""
+
     type: str  # ADDED, MODIFIED, DELETED
     key: str
-    value: Obj
+    raw: bytes  # the object as stored (for DELETED, as it was before)
     revision: int
-    prev: Obj | None = None  # the object before a MODIFIED, for selector transitions
+    prev_raw: bytes | None = None  # before a MODIFIED
+
+    @functools.cached_property
+    def value(self) -> Obj:
+        return decode(self.raw, self.revision)
+
+    @functools.cached_property
+    def prev(self) -> Obj | None:
+        """The object before a MODIFIED, for selector transitions."""
+        return json.loads(self.prev_raw) if self.prev_raw else None
 
 
 @dataclass
@@ -90,6 +103,10 @@ class Store(Protocol):
 
     def watch(self, prefix: str, after_revision: int) -> AsyncIterator[WatchEvent]: ...
 
+    async def check_retained(self, revision: int) -> None:
+        """Raise `Expired` when `revision` (at most the current one) is compacted: a
+        watch starting there would fail."""
+
     async def compact(self, revision: int) -> None: ...
 
     async def close(self) -> None: ...
@@ -102,10 +119,34 @@ def with_revision(value: Obj, revision: int) -> Obj:
 
 
 def encode(value: Obj) -> bytes:
+    """The stored JSON: apiVersion, kind and metadata (without resourceVersion) lead, in
+    that order, so that `stamped` can add the resourceVersion without decoding."""
+    stored: Obj = {k: value[k] for k in ("apiVersion", "kind") if k in value}
     md = value.get("metadata")
-    if md and "resourceVersion" in md:
-        value = {**value, "metadata": {k: v for k, v in md.items() if k != "resourceVersion"}}
-    return json.dumps(value, separators=(",", ":")).encode()
+    if md is not None:
+        stored["metadata"] = (
+            {k: v for k, v in md.items() if k != "resourceVersion"}
+            if "resourceVersion" in md
+            else md
+        )
+    stored.update((k, v) for k, v in value.items() if k not in stored)
+    return json.dumps(stored, separators=(",", ":")).encode()
+
+
+def stored_head(api_version: str, kind: str) -> bytes:
+    """How `encode` begins an object of this type, up to its metadata's first key."""
+    typed = json.dumps({"apiVersion": api_version, "kind": kind}, separators=(",", ":"))
+    return typed.encode()[:-1] + b',"metadata":{'
+
+
+def stamped(raw: bytes, head: bytes, revision: int) -> bytes | None:
+    """`raw` (stored by `encode`) with its resourceVersion, as JSON, without decoding it;
+    None unless it begins with `head` (older data, or a value of another type)."""
+    if not raw.startswith(head):
+        return None
+    rest = raw[len(head) :]
+    version = b'"resourceVersion":"%d"' % revision
+    return head + version + (rest if rest.startswith(b"}") else b"," + rest)
 
 
 def decode(raw: bytes, revision: int) -> Obj:
@@ -197,11 +238,14 @@ class MemoryStore:
             for rev, kind, key, raw, prev in pending:
                 seen = rev
                 if key.startswith(prefix):
-                    old = json.loads(prev) if prev else None
-                    yield WatchEvent(kind, key, decode(raw, rev), rev, old)
+                    yield WatchEvent(kind, key, raw, rev, prev)
             async with cond:
                 if not any(e[0] > seen for e in self._log[-1:]):
                     await cond.wait()
+
+    async def check_retained(self, revision: int) -> None:
+        if revision < self._compacted:
+            raise Expired(f"revision {revision} compacted (at {self._compacted})")
 
     async def compact(self, revision: int) -> None:
         self._compacted = max(self._compacted, revision)
@@ -337,6 +381,20 @@ class EtcdStore:
         result: TxnResult = await self._call(run)
         return result
 
+    async def check_retained(self, revision: int) -> None:
+        async def run(c: aetcd.Client) -> None:
+            # a one-key count at that revision: etcd refuses it once compacted
+            await c.connect()
+            request = aetcd.rpc.RangeRequest(key=b"/", revision=revision, count_only=True)
+            try:
+                await c.kvstub.Range(request, timeout=self._timeout, metadata=c.metadata)
+            except aetcd.rpc.AioRpcError as e:
+                if "compacted" in (e.details() or ""):
+                    raise Expired(e.details()) from e
+                raise aetcd.exceptions.ConnectionFailedError(str(e)) from e
+
+        await self._call(run)
+
     async def watch(self, prefix: str, after_revision: int) -> AsyncIterator[WatchEvent]:
         try:
             # aetcd creates one watch at a time and times out each creation itself; a
@@ -360,16 +418,13 @@ class EtcdStore:
                     await self._failover()
                     raise Unavailable(f"etcd watch on {prefix} got an event for {key}")
                 rev = ev.kv.mod_revision
+                # aetcd gives an empty KeyValue, not None, when there is no previous one
+                prev = ev.prev_kv.value if ev.prev_kv is not None and ev.prev_kv.key else None
                 if ev.kind == "DELETE":
-                    prev = ev.prev_kv
-                    # aetcd gives an empty KeyValue, not None, when there is no previous one
-                    value = json.loads(prev.value) if prev and prev.key else {"metadata": {}}
-                    yield WatchEvent("DELETED", key, with_revision(value, rev), rev)
+                    yield WatchEvent("DELETED", key, prev or b"{}", rev)
                 else:
                     kind = "ADDED" if ev.kv.create_revision == rev else "MODIFIED"
-                    has_prev = ev.prev_kv is not None and ev.prev_kv.key
-                    old = json.loads(ev.prev_kv.value) if has_prev else None
-                    yield WatchEvent(kind, key, decode(ev.kv.value, rev), rev, old)
+                    yield WatchEvent(kind, key, ev.kv.value, rev, prev)
         except aetcd.exceptions.RevisionCompactedError as e:
             raise Expired(str(e)) from e
         except _UNAVAILABLE as e:

@@ -65,6 +65,28 @@ async def raw_writes(c: Client, pod: Obj, n: int) -> list[float]:
     return out
 
 
+async def events_written(c: Client) -> int:
+    async with c.session.get("/metrics") as resp:
+        text = await resp.text()
+    return sum(
+        int(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith('apiserver_request_total{verb="POST",resource="events",')
+    )
+
+
+async def quiesce(c: Client, deadline: float) -> None:
+    """Wait until no Event has been written for a second: the controllers' Events about
+    the scale-up (two per pod) are still being sent after the last pod runs, and the
+    figures are of a settled cluster."""
+    written = await events_written(c)
+    while time.perf_counter() < deadline:
+        await asyncio.sleep(1.0)
+        written, before = await events_written(c), written
+        if written == before:
+            return
+
+
 async def one_size(c: Client, n: int, samples: int) -> dict[str, object]:
     ns = f"bench-{n}-{uuid.uuid4().hex[:4]}"
     await c.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
@@ -141,6 +163,7 @@ async def one_size(c: Client, n: int, samples: int) -> dict[str, object]:
     deadline = time.perf_counter() + settle
     while await addresses() < n and time.perf_counter() < deadline:
         await asyncio.sleep(0.2)
+    await quiesce(c, deadline)
     running = [p for p in pods.cache.values() if p["status"].get("podIP")]
     settle_heap()
     latencies, watched, seen = [], [], []

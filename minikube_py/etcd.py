@@ -72,7 +72,7 @@ def start_member(
         "new",
         "--initial-cluster-token",
         f"mkpy-{members[0].name}",
-        # revisions kept for watch resumption; older ones are compacted by the apiserver
+        # revisions kept for watch resumption; etcd compacts older ones itself
         "--auto-compaction-mode",
         "revision",
         "--auto-compaction-retention",

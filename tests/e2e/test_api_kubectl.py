@@ -336,3 +336,24 @@ def test_the_guides_manifests_apply_as_written(fresh_control_plane: ControlPlane
     assert cp.kubectl("apply", "-f", "-", input=external).stdout.strip() == (
         "service/test-service unchanged"
     )
+
+
+def test_metrics_count_requests_by_verb_and_resource(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    cp, ns = control_plane, namespace
+    cp.kubectl("create", "-n", ns, "-f", "-", input=manifest(config_map("counted")))
+    cp.kubectl("get", "configmap", "counted", "-n", ns)
+    cp.kubectl("get", "configmaps", "-n", ns)
+    text = cp.kubectl("get", "--raw", "/metrics").stdout
+    counted = {
+        line.split("}")[0] + "}"
+        for line in text.splitlines()
+        if line.startswith("apiserver_request_total{")
+    }
+    for verb in ("POST", "GET", "LIST"):
+        assert (
+            f'apiserver_request_total{{verb="{verb}",resource="configmaps",'
+            f'subresource="",code="{201 if verb == "POST" else 200}"}}'
+        ) in counted
+    assert not any("counted" in series for series in counted)  # no object names

@@ -588,3 +588,73 @@ async def test_two_apiservers_with_the_same_random_choices_never_share_an_ip() -
     ips = [s["spec"]["clusterIP"] for s in made]
     ports = [s["spec"]["ports"][0]["nodePort"] for s in made]
     assert len(set(ips)) == 40 and len(set(ports)) == 40
+
+
+# ------------------------------------------------------------------ writes without a read
+
+
+async def test_an_update_after_our_own_write_skips_the_read() -> None:
+    store = CountingStore()
+    reg = Registry(store)
+    await reg.create(NS, "", {"metadata": {"name": "default"}}, opts())
+    made = await reg.create(CM, "default", {"metadata": {"name": "a"}, "data": {"k": "1"}}, opts())
+    key = "/registry/configmaps/default/a"
+    for v in ("2", "3"):
+        made = await reg.update(CM, "default", "a", {**made, "data": {"k": v}}, opts())
+    assert store.gets[key] == 0
+    stored = await store.get(key)
+    assert stored is not None and stored.value["data"] == {"k": "3"}
+    assert stored.revision == int(made["metadata"]["resourceVersion"])
+
+
+async def test_writes_from_another_apiserver_are_never_lost_or_misjudged() -> None:
+    # two workers on one store: what one remembers goes stale when the other writes,
+    # and every verdict must come from the stored object
+    store = MemoryStore()
+    ours, theirs = Registry(store), Registry(store)
+    await ours.create(NS, "", {"metadata": {"name": "default"}}, opts())
+    made = await ours.create(POD, "default", pod("p"), opts())
+    key = "/registry/pods/default/p"
+
+    async def stored() -> Obj:
+        entry = await store.get(key)
+        assert entry is not None
+        return entry.value
+
+    # a status write keeps the labels the other worker stored since, not our copy's
+    await theirs.patch(
+        POD, "default", "p", "application/merge-patch+json",
+        b'{"metadata":{"labels":{"by":"them"}}}', opts(),
+    )  # fmt: skip
+    running = {**made, "status": {"phase": "Running"}}
+    running["metadata"] = {k: v for k, v in made["metadata"].items() if k != "resourceVersion"}
+    merged = await ours.update(POD, "default", "p", running, opts(), "status")
+    assert merged["metadata"]["labels"] == {"by": "them"}
+    assert (await stored())["status"]["phase"] == "Running"
+
+    # the client's resourceVersion is judged against the stored object: the one the
+    # other worker returned is current though ours remembers an older one, and ours
+    # is stale though it is the one we remember
+    mine = await ours.update(
+        POD, "default", "p", {**merged, "status": {"phase": "Failed"}}, opts(), "status"
+    )
+    theirs_now = await theirs.update(
+        POD, "default", "p", {**mine, "status": {"phase": "Succeeded"}}, opts(), "status"
+    )
+    assert (await ours.update(POD, "default", "p", theirs_now, opts()))["status"] == {
+        "phase": "Succeeded"
+    }
+    assert (await api_error(ours.update(POD, "default", "p", mine, opts()))).code == 409
+
+    # writing back what we last wrote is a no-op for our copy but a change in the store
+    async def set_phase(registry: Registry, phase: str) -> Obj:
+        body = {**(await stored()), "status": {"phase": phase}}
+        return await registry.update(POD, "default", "p", body, opts(), "status")
+
+    await set_phase(theirs, "Unknown")
+    ours_last = await set_phase(ours, "Pending")
+    await set_phase(theirs, "Unknown")
+    without_version = {**ours_last, "metadata": {**ours_last["metadata"]}}
+    del without_version["metadata"]["resourceVersion"]
+    back = await ours.update(POD, "default", "p", without_version, opts(), "status")
+    assert back["status"] == {"phase": "Pending"} == (await stored())["status"]

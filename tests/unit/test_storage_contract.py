@@ -220,6 +220,11 @@ async def test_compacted_revision_expires(store: Store, prefix: str) -> None:
     with pytest.raises(Expired):
         await _next_events(aiter(store.watch(prefix, start)), 1)
 
+    # what a watch would say, told without one
+    with pytest.raises(Expired):
+        await store.check_retained(start + 1)
+    await store.check_retained(last.revision)
+
     # watching from the compaction point itself still works
     stream = aiter(store.watch(prefix, last.revision))
     await store.txn([], [(prefix + "a", {"v": 4})])
