@@ -153,6 +153,9 @@ async def run(args: argparse.Namespace) -> None:
     # one pooled connection per pod-sync thread: with docker's default of 10, the
     # threads beyond it open and drop a connection per call during a burst
     docker_client = docker.from_env(timeout=120, max_pool_size=WORKERS)
+    # the engine is a local socket: requests need not look for proxies and .netrc
+    # credentials in the environment before every call
+    docker_client.api.trust_env = False
     runtime = DockerRuntime(
         docker_client, args.state_dir, args.node_name, allow_pull=args.allow_pull
     )

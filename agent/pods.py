@@ -71,6 +71,7 @@ from agent.volumes import DATA_DIR, VolumeError, volume_files, volume_source, wr
 from minikube_py.api.timestamps import now_rfc3339
 from minikube_py.api.types import Obj, name_of, namespace_of, status_only_change
 from minikube_py.client import ApiException, Client
+from minikube_py.events import EventRecorder
 from minikube_py.informer import Informer, WorkQueue, key_of
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ T = TypeVar("T")
 # Pods synced at once (the kubelet gives each pod a worker): enough for a burst of pods
 # to keep the engine busy, few enough to bound the agent's threads and memory.
 WORKERS = 32
+# The kubelet's --event-qps and --event-burst defaults: a burst of pods does not send
+# its Events all at once, in competition with the pods' own status writes.
+EVENT_QPS, EVENT_BURST = 50.0, 100
 HOUSEKEEPING_SECONDS = 10.0
 DEFAULT_GRACE_SECONDS = 30
 
@@ -419,7 +423,10 @@ class PodSyncer:
         self.host_resolv_conf = host_resolv_conf
         self.cluster_domain = cluster_domain
         self.backoff = backoff or CrashBackoff()
-        self.record_event = record_event or EventRecorder(client, node_name).record
+        self.record_event = (
+            record_event
+            or EventRecorder(client, "kubelet", node_name, pace=(EVENT_QPS, EVENT_BURST)).record
+        )
         self.queue: WorkQueue[str] = WorkQueue()
         self.states: dict[str, PodState] = {}  # by pod uid
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -1028,50 +1035,3 @@ class PodSyncer:
         await self._blocking(self.network.detach_sandbox, uid)
         self.ipam.release(uid)
         self.backoff.forget(uid)
-
-
-class EventRecorder:
-    """core/v1 Events about pods, reported as the kubelet of this node."""
-
-    def __init__(self, client: Client, node_name: str) -> None:
-        self.client = client
-        self.node_name = node_name
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def record(self, pod: Obj, kind: str, reason: str, message: str, field_path: str) -> None:
-        task = asyncio.ensure_future(self._send(pod, kind, reason, message, field_path))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _send(self, pod: Obj, kind: str, reason: str, message: str, field_path: str) -> None:
-        now = now_rfc3339()
-        metadata = pod.get("metadata", {})
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {
-                "name": f"{name_of(pod)}.{time.time_ns():x}",
-                "namespace": namespace_of(pod),
-            },
-            "involvedObject": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "name": name_of(pod),
-                "namespace": namespace_of(pod),
-                "uid": metadata.get("uid", ""),
-                "fieldPath": field_path,
-            },
-            "reason": reason,
-            "message": message,
-            "type": kind,
-            "source": {"component": "kubelet", "host": self.node_name},
-            "reportingComponent": "kubelet",
-            "reportingInstance": self.node_name,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        try:
-            await self.client.create(event, namespace_of(pod))
-        except (ApiException, OSError) as error:
-            log.debug("event %s for %s not recorded: %s", reason, name_of(pod), error)

@@ -17,7 +17,7 @@ from typing import Any
 
 from minikube_py.api.types import Obj
 from minikube_py.client import ApiException, Client
-from minikube_py.controllers.events import EventRecorder
+from minikube_py.events import EventRecorder
 from minikube_py.heap import settle_heap
 from minikube_py.informer import Informer, WorkQueue, key_of
 

@@ -21,7 +21,6 @@ from minikube_py.client import Client
 from minikube_py.controllers.common import Controller, Informers
 from minikube_py.controllers.deployment import DeploymentController
 from minikube_py.controllers.endpoints import EndpointsController
-from minikube_py.controllers.events import EventRecorder
 from minikube_py.controllers.gc import GarbageCollector, NamespaceController
 from minikube_py.controllers.ipam import LoadBalancerController, NodeIpamController
 from minikube_py.controllers.leader import LeaderConfig, LeaderElector
@@ -30,6 +29,7 @@ from minikube_py.controllers.podgc import PodGarbageCollector
 from minikube_py.controllers.replicaset import ReplicaSetController
 from minikube_py.controllers.scheduler import Scheduler
 from minikube_py.controllers.statefulset import StatefulSetController
+from minikube_py.events import EventRecorder
 
 log = logging.getLogger(__name__)
 
