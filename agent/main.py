@@ -148,7 +148,9 @@ def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
 
 async def run(args: argparse.Namespace) -> None:
     client = Client(
-        Credentials.from_kubeconfig(args.kubeconfig), user_agent=f"agent/{args.node_name}"
+        Credentials.from_kubeconfig(args.kubeconfig),
+        user_agent=f"agent/{args.node_name}",
+        field_validation="Ignore",
     )
     # one pooled connection per pod-sync thread: with docker's default of 10, the
     # threads beyond it open and drop a connection per call during a burst

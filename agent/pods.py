@@ -943,7 +943,8 @@ class PodSyncer:
                 record.state = state_from_docker(latest.id, latest.attrs["State"])
                 record.restart_count = _restart_count(latest)
                 record.container_id = f"docker://{latest.id}"
-                record.image_id = f"docker://{latest.attrs.get('Image', '')}"
+                image_id = latest.attrs.get("Image")  # known once started
+                record.image_id = f"docker://{image_id}" if image_id else ""
                 if len(instances) > 1:
                     previous = instances[1]
                     record.last_state = state_from_docker(previous.id, previous.attrs["State"])

@@ -46,7 +46,9 @@ from typing import Any, Literal, overload
 
 import docker
 import docker.errors
-from docker.models.containers import Container
+
+# The argument mapping of `containers.create`, used without the inspect it ends with.
+from docker.models.containers import Container, _create_container_args
 
 from minikube_py.api.defaults import image_pull_policy
 from minikube_py.api.quantity import parse_quantity
@@ -237,6 +239,9 @@ class DockerRuntime:
         self.docker_socket = docker_socket
         # pod uid -> container id -> (Docker's state word when inspected, the container)
         self._inspected: dict[str, dict[str, tuple[str, Container]]] = {}
+        # images seen present: not looked up again before each container made of them
+        # (a container of one removed since is made after a fresh look, see `_create`)
+        self._present: set[str] = set()
 
     def pod_dir(self, uid: str) -> Path:
         return self.state_dir / "pods" / uid
@@ -245,10 +250,12 @@ class DockerRuntime:
         """Pull per imagePullPolicy (default by tag, as Kubernetes); True if pulled."""
         policy = policy or image_pull_policy(image)
         present = True
-        try:
-            self.client.images.get(image)
-        except docker.errors.ImageNotFound:
-            present = False
+        if image not in self._present or (policy == "Always" and self.allow_pull):
+            try:
+                self.client.images.get(image)
+                self._present.add(image)
+            except docker.errors.ImageNotFound:
+                present = False
         if policy == "Never" or (present and (policy == "IfNotPresent" or not self.allow_pull)):
             if not present:
                 raise RuntimeFailure(
@@ -289,12 +296,7 @@ class DockerRuntime:
             # pause needs no syscall a profile would deny: only RuntimeDefault is honoured
             **seccomp_options(profile if profile.get("type") == "RuntimeDefault" else None),
         }
-        try:
-            container: Container = self.client.containers.create(self.pause_image, **options)
-        except docker.errors.ImageNotFound:  # rare: looked for only when missing
-            self.ensure_image(self.pause_image, "IfNotPresent")
-            container = self.client.containers.create(self.pause_image, **options)
-        return container
+        return self._create(self.pause_image, options, "IfNotPresent")
 
     def sandbox_pid(self, sandbox: Container) -> int:
         sandbox.reload()
@@ -389,10 +391,33 @@ class DockerRuntime:
         if spec.get("workingDir"):
             options["working_dir"] = spec["workingDir"]
         try:
-            container: Container = self.client.containers.create(spec["image"], **options)
+            return self._create(spec["image"], options, spec.get("imagePullPolicy"))
         except docker.errors.APIError as error:
             raise RuntimeFailure("CreateContainerError", str(error.explanation)) from error
-        return container
+
+    def _create(self, image: str, options: dict[str, Any], policy: str | None) -> Container:
+        """`containers.create` without the inspect docker-py makes after it (a call less
+        per container in a burst): the model says what a fresh container's inspect
+        would, and its first start refreshes it (`start_container`). An image found
+        gone is looked for (and pulled, as `policy` allows) once more."""
+        args = {**options, "image": image, "command": options.get("command")}
+        args["version"] = self.client.api._version
+        try:
+            created = self.client.api.create_container(**_create_container_args(args))
+        except docker.errors.ImageNotFound:
+            self._present.discard(image)
+            self.ensure_image(image, policy)
+            created = self.client.api.create_container(**_create_container_args(args))
+        fresh = {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0, "Error": ""}
+        model: Container = self.client.containers.prepare_model(
+            {
+                "Id": created["Id"],
+                "Name": f"/{options['name']}",
+                "Config": {"Image": image, "Labels": options["labels"]},
+                "State": {**fresh, "StartedAt": _ZERO_TIME, "FinishedAt": _ZERO_TIME},
+            }
+        )
+        return model
 
     def start_container(self, container: Container) -> None:
         """Start a created container (the sandbox, or one joining it) and refresh its

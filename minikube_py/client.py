@@ -78,10 +78,21 @@ def resource_path(res: Resource, namespace: str = "", name: str = "", sub: str =
 
 class Client:
     def __init__(
-        self, creds: Credentials, user_agent: str = "minikube-py", field_manager: str = ""
+        self,
+        creds: Credentials,
+        user_agent: str = "minikube-py",
+        field_manager: str = "",
+        field_validation: str = "",
     ) -> None:
+        """`field_validation`: the `fieldValidation` of every write (the server's
+        default, Warn, when empty). The cluster's own components write objects they
+        built from known fields, so they say Ignore and spare the apiserver a walk of
+        each body looking for unknown ones."""
         self.creds = creds
         self.field_manager = field_manager or user_agent
+        self._write_params = {"fieldManager": self.field_manager}
+        if field_validation:
+            self._write_params["fieldValidation"] = field_validation
         self._session: aiohttp.ClientSession | None = None
         self._user_agent = user_agent
 
@@ -163,7 +174,7 @@ class Client:
             "POST",
             resource_path(res, ns if res.namespaced else ""),
             obj,
-            params={"fieldManager": self.field_manager},
+            params=self._write_params,
         )
         return out
 
@@ -174,7 +185,7 @@ class Client:
             "PUT",
             resource_path(res, md.get("namespace", ""), md["name"], sub),
             obj,
-            params={"fieldManager": self.field_manager},
+            params=self._write_params,
         )
         return out
 
@@ -194,7 +205,7 @@ class Client:
             "PATCH",
             resource_path(BY_KIND[kind], namespace, name, sub),
             patch,
-            params={"fieldManager": self.field_manager},
+            params=self._write_params,
             content_type=patch_type,
         )
         return out

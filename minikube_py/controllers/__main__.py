@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         Credentials.from_kubeconfig(args.kubeconfig),
         user_agent="minikube-py-controller-manager",
         field_manager="kube-controller-manager",
+        field_validation="Ignore",
     )
     main_async(client, config)
 

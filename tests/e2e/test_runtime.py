@@ -437,6 +437,28 @@ def test_image_pull_policies_never_reach_a_registry_here(runtime: DockerRuntime)
     assert missing.value.reason == "ErrImagePull"
 
 
+def test_an_image_removed_after_it_was_seen_is_looked_for_again(
+    runtime: DockerRuntime, new_pod: Callable[..., dict]
+) -> None:
+    # the runtime remembers images it saw, and a container of one removed since fails
+    # with the image's own reason, not an engine error
+    tag = f"minikube-py/e2e-gone:{secrets.token_hex(3)}"
+    runtime.client.images.get("minikube-py/busybox:latest").tag(tag)
+    pod = new_pod("gone")
+    sandbox = run_sandbox(runtime, pod, hosts=HOSTS, resolv_conf=RESOLV)
+    spec = {"name": "app", "image": tag, "imagePullPolicy": "Never", "args": ["sleep", "60"]}
+    try:
+        assert runtime.ensure_image(tag, "Never") is False
+    finally:
+        runtime.client.images.remove(tag)
+    assert runtime.ensure_image(tag, "Never") is False  # remembered: not asked again
+    with pytest.raises(RuntimeFailure) as gone:
+        runtime.create_container(pod, spec, sandbox, env={})
+    assert gone.value.reason == "ErrImageNeverPull"
+    with pytest.raises(RuntimeFailure):
+        runtime.ensure_image(tag, "Never")  # forgotten once found gone
+
+
 def test_restarted_agent_adopts_containers_by_label(
     runtime: DockerRuntime, new_pod: Callable[..., dict]
 ) -> None:
