@@ -18,7 +18,6 @@ of events for one key within a batch period costs one reconcile.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Generic, TypeVar
@@ -113,8 +112,12 @@ class Informer:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception as e:  # it failed as it was being stopped: moot now
+                log.debug("%s informer ended with %r", self.kind, e)
             self._task = None
 
     def _emit(self, kind: str, new: Obj, old: Obj | None) -> None:

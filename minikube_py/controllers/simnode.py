@@ -227,8 +227,7 @@ class SimNode:
         """Stop playing the node; with `delete`, remove its Node and Lease too."""
         for task in [*self._tasks, *self._pod_tasks]:
             task.cancel()
-        await self.pods.stop()
-        await self.pods.client.close()
+        await self.pods.stop()  # the client is the caller's, and other nodes may share it
         await asyncio.gather(*self._tasks, *self._pod_tasks, return_exceptions=True)
         if delete:
             with contextlib.suppress(ApiException):
