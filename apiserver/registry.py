@@ -356,9 +356,11 @@ class Registry:
         takes the object this process last wrote (`_written`) as current, without a
         read. Only a successful transaction, which compares that object's revision,
         proves it was current: whatever else comes of it (a lost race, an error, a
-        no-op) is decided again on a fresh read."""
+        no-op) is decided again on a fresh read. A Service's update always reads."""
         key = self.key(res, namespace, name)
-        cached = None if opts.dry_run else self._written.get(key)
+        # Services claim addresses and ports judged against the current object: always read
+        fresh = opts.dry_run or res.kind == "Service"
+        cached = None if fresh else self._written.get(key)
         for _ in range(MAX_RETRIES):
             entry = cached or await _guard(self.store.get(key))
             trusted, cached = cached is None, None

@@ -2,10 +2,11 @@
 
 Every informer of every controller and agent watches, so a change to a pod used to be
 read from etcd, decoded and encoded once per watcher. A `Feed` follows one resource's
-whole key prefix and hands each change, decoded once, to all its `Subscriber`s; the
-JSON line a watcher sends is built once per event and type (`Delivery.line`) and shared by every
-watcher that sends the same thing. Each subscriber filters by its namespace prefix and
-selectors on the shared decoded objects, which nobody may modify.
+whole key prefix and hands each change to all its `Subscriber`s. The JSON line a watcher
+sends is built once per event and type (`Delivery.line`), from the stored bytes with the
+resourceVersion spliced in, and shared by every watcher that sends the same thing; the
+object is decoded only for a subscriber with selectors (once, shared: nobody may modify
+it). Each subscriber filters by its namespace prefix and selectors.
 
 A feed keeps its last `BACKLOG` events, so a client resuming from a recent
 resourceVersion (the usual re-watch after a timeout) joins it, unless etcd has compacted
@@ -229,9 +230,12 @@ class WatchHub:
         """Batches of what `select` makes of every change under `key_prefix` (within
         the resource's `prefix`) after revision `after`."""
         sub = Subscriber(key_prefix, after, select)
-        feed = self._feeds.get(prefix)
-        if feed is not None and feed.task.done():  # failed; its subscribers are leaving
-            feed = None
+        feed = self._live_feed(prefix)
+        if feed is not None and feed.covered_after <= after < feed.latest:
+            # a replay from the feed's memory: refused, as etcd would refuse it, when
+            # that revision is compacted
+            await self._store.check_retained(after + 1)
+            feed = self._live_feed(prefix)  # as it is now, with no await until joined
         if feed is not None and after < feed.covered_after:
             # too far back for the feed: a store watch of its own
             async for batch in self._own_watch(sub, kind):
@@ -239,10 +243,6 @@ class WatchHub:
             return
         if feed is None:
             feed = self._feeds[prefix] = Feed(self._store, prefix, after, kind)
-        elif after < feed.latest:
-            # a replay from the feed's memory: refused, as etcd would refuse it, when
-            # that revision is compacted
-            await self._store.check_retained(after + 1)
         feed.join(sub)
         try:
             async for batch in sub.batches():
@@ -254,6 +254,10 @@ class WatchHub:
                 feed.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await feed.task
+
+    def _live_feed(self, prefix: str) -> Feed | None:
+        feed = self._feeds.get(prefix)
+        return None if feed is None or feed.task.done() else feed  # done: failed, ending
 
     async def _own_watch(self, sub: Subscriber, kind: Kind) -> AsyncIterator[list[Delivery]]:
         async for ev in self._store.watch(sub.key_prefix, sub.after):
