@@ -134,6 +134,12 @@ def start_pod(
     return sandbox, ip
 
 
+SLEEPER = {
+    "name": "main",
+    "image": "minikube-py/busybox:latest",
+    "imagePullPolicy": "Never",
+    "args": ["sleep", "60"],
+}
 HTTPD = {
     "name": "web",
     "image": "minikube-py/busybox:latest",
@@ -721,12 +727,7 @@ def test_pod_containers_share_the_sandbox_ipc_and_run_unconfined_unless_asked(
     seccomp filter unless the pod or container asks for RuntimeDefault."""
     pod = new_pod("ipc")
     sandbox = run_sandbox(runtime, pod, hosts=HOSTS, resolv_conf=RESOLV)
-    spec = {
-        "name": "main",
-        "image": "minikube-py/busybox:latest",
-        "imagePullPolicy": "Never",
-        "args": ["sleep", "60"],
-    }
+    spec = dict(SLEEPER)
     main = run_container(runtime, pod, spec, sandbox, env={})
     confined = {"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}}
     strict = run_container(runtime, pod, {**spec, "name": "strict", **confined}, sandbox, env={})
@@ -749,12 +750,7 @@ def test_pod_containers_are_inspected_again_only_when_their_state_changes(
     pod = new_pod("cached")
     uid = pod["metadata"]["uid"]
     sandbox = run_sandbox(runtime, pod, hosts=HOSTS, resolv_conf=RESOLV)
-    spec = {
-        "name": "main",
-        "image": "minikube-py/busybox:latest",
-        "imagePullPolicy": "Never",
-        "args": ["sleep", "60"],
-    }
+    spec = dict(SLEEPER)
     main = run_container(runtime, pod, spec, sandbox, env={})
     first = {c.id: c for c in runtime.pod_containers(uid)}
     assert set(first) == {sandbox.id, main.id}
