@@ -137,12 +137,19 @@ async def test_watchers_share_one_store_watch_and_each_sees_its_own(registry: Re
     assert store_of(registry).open_watches == 0  # the feed ends with its last watcher
 
 
-async def test_a_resuming_watcher_replays_from_the_feeds_memory(registry: Registry) -> None:
+async def followed_changes(registry: Registry, n: int) -> tuple[int, Watcher, list[int]]:
+    """An object's first revision, a watcher from there (the feed's first subscriber),
+    and the revisions of `n` changes that watcher has seen."""
     start = await write(registry, "a", "x", "0")
     first = Watcher(registry.watch(CM, "", str(start)))
     await asyncio.sleep(0)
-    revisions = [await write(registry, "a", "x", str(v)) for v in range(1, 4)]
-    await first.wait_for(3)
+    revisions = [await write(registry, "a", "x", str(v)) for v in range(1, n + 1)]
+    await first.wait_for(n)
+    return start, first, revisions
+
+
+async def test_a_resuming_watcher_replays_from_the_feeds_memory(registry: Registry) -> None:
+    _, first, revisions = await followed_changes(registry, 3)
     resumed = Watcher(registry.watch(CM, "a", str(revisions[0])))
     try:
         assert await resumed.wait_for(2) == [("MODIFIED", "x", "2"), ("MODIFIED", "x", "3")]
@@ -156,12 +163,7 @@ async def test_resuming_from_before_the_feeds_memory_watches_the_store(
     registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(watchhub, "BACKLOG", 2)
-    start = await write(registry, "a", "x", "0")
-    first = Watcher(registry.watch(CM, "", str(start)))
-    await asyncio.sleep(0)
-    for v in range(1, 5):
-        await write(registry, "a", "x", str(v))
-    await first.wait_for(4)
+    start, first, _ = await followed_changes(registry, 4)
     early = Watcher(registry.watch(CM, "", str(start)))
     try:
         assert [v for _, _, v in await early.wait_for(4)] == ["1", "2", "3", "4"]
@@ -174,14 +176,8 @@ async def test_resuming_from_before_the_feeds_memory_watches_the_store(
 async def test_a_compacted_revision_is_gone_though_the_feed_remembers_it(
     registry: Registry,
 ) -> None:
-    start = await write(registry, "a", "x", "0")
-    first = Watcher(registry.watch(CM, "", str(start)))
-    await asyncio.sleep(0)
-    latest = 0
-    for v in range(1, 4):
-        latest = await write(registry, "a", "x", str(v))
-    await first.wait_for(3)
-    await registry.store.compact(latest)
+    start, first, revisions = await followed_changes(registry, 3)
+    await registry.store.compact(revisions[-1])
     late = Watcher(registry.watch(CM, "", str(start)))
     try:
         await late.wait_for(1)
