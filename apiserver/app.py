@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import time
 from collections import Counter, defaultdict
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from apiserver import discovery, openapi, protobuf, tables
@@ -115,7 +115,7 @@ def json_response(
     warnings: list[str] | None = None,
 ) -> web.Response:
     resp = web.Response(
-        body=json.dumps(obj, separators=(",", ":")).encode(),
+        body=orjson.dumps(obj),
         status=status,
         content_type=content_type.split(";")[0],
     )
@@ -440,7 +440,7 @@ class ApiServer:
             target.namespace,
             target.name,
             "application/merge-patch+json",
-            json.dumps(merge).encode(),
+            orjson.dumps(merge),
             opts,
         )
         return json_response(scale_of(obj))
@@ -577,7 +577,7 @@ def _parse_target(group: str, version: str, rest: list[str]) -> Target:
 
 def _loads(raw: bytes) -> Any:
     try:
-        return json.loads(raw) if raw else {}
+        return orjson.loads(raw) if raw else {}
     except ValueError as e:
         raise bad_request(f"error decoding request body: {e}") from e
 

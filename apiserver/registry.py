@@ -11,7 +11,6 @@ so a namespace closed behind the cache's back still refuses the object.
 
 from __future__ import annotations
 
-import json
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import yaml
 
 from apiserver import allocators, patch, schema
@@ -288,8 +288,10 @@ class Registry:
         kind_schema = schema.schema_for(res.kind)
         is_apply = content_type == "application/apply-patch+yaml"
         try:
-            doc = yaml.safe_load(raw) if is_apply else json.loads(raw)
-        except (ValueError, yaml.YAMLError) as e:
+            # YAML is read as the JSON it converts to, as kube's YAML-to-JSON step does
+            # (keys and timestamps become strings, integers past 64 bits an error)
+            doc = clone(yaml.safe_load(raw)) if is_apply else orjson.loads(raw)
+        except (ValueError, TypeError, yaml.YAMLError) as e:
             raise bad_request(f"error decoding patch: {e}") from e
         if is_apply and not opts.field_manager:
             raise bad_request(

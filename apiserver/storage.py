@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aetcd
 import aetcd.exceptions
+import orjson
 
 from minikube_py.api.types import Obj
 
@@ -80,7 +80,7 @@ class WatchEvent:
     @functools.cached_property
     def prev(self) -> Obj | None:
         """The object before a MODIFIED, for selector transitions."""
-        return json.loads(self.prev_raw) if self.prev_raw else None
+        return orjson.loads(self.prev_raw) if self.prev_raw else None
 
 
 @dataclass
@@ -130,13 +130,12 @@ def encode(value: Obj) -> bytes:
             else md
         )
     stored.update((k, v) for k, v in value.items() if k not in stored)
-    return json.dumps(stored, separators=(",", ":")).encode()
+    return orjson.dumps(stored)
 
 
 def stored_head(api_version: str, kind: str) -> bytes:
     """How `encode` begins an object of this type, up to its metadata's first key."""
-    typed = json.dumps({"apiVersion": api_version, "kind": kind}, separators=(",", ":"))
-    return typed.encode()[:-1] + b',"metadata":{'
+    return orjson.dumps({"apiVersion": api_version, "kind": kind})[:-1] + b',"metadata":{'
 
 
 def stamped(raw: bytes, head: bytes, revision: int) -> bytes | None:
@@ -150,7 +149,7 @@ def stamped(raw: bytes, head: bytes, revision: int) -> bytes | None:
 
 
 def decode(raw: bytes, revision: int) -> Obj:
-    return with_revision(json.loads(raw), revision)
+    return with_revision(orjson.loads(raw), revision)
 
 
 # --------------------------------------------------------------------------- memory

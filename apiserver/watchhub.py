@@ -24,10 +24,11 @@ import asyncio
 import collections
 import contextlib
 import functools
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+
+import orjson
 
 from apiserver import storage
 from apiserver.storage import Store, WatchEvent
@@ -72,8 +73,7 @@ class Delivery:
             if raw is not None:
                 self._line = b'{"type":"%s","object":%s}\n' % (self.type.encode(), raw)
             else:
-                event = {"type": self.type, "object": self.object}
-                self._line = (json.dumps(event, separators=(",", ":")) + "\n").encode()
+                self._line = orjson.dumps({"type": self.type, "object": self.object}) + b"\n"
         return self._line
 
 

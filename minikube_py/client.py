@@ -8,7 +8,6 @@ so callers branch on `e.code == 409` exactly as they would with client-go.
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+import orjson
 import yaml
 
 from minikube_py.api.resources import BY_KIND, Resource
@@ -29,6 +29,17 @@ class ApiException(Exception):
         self.status = status
         self.reason = str(status.get("reason", ""))
         super().__init__(f"{code} {self.reason}: {status.get('message', '')}")
+
+
+def _status_of(code: int, raw: bytes) -> Obj:
+    """The `Status` an error answer carries, or one made of its text (a proxy's page)."""
+    try:
+        payload = orjson.loads(raw)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and payload.get("kind") == "Status":
+        return payload
+    return {"kind": "Status", "code": code, "message": raw.decode(errors="replace")}
 
 
 @dataclass(frozen=True)
@@ -130,7 +141,7 @@ class Client:
         timeout: float = 30.0,
     ) -> Any:
         url = path + ("?" + urlencode(params) if params else "")
-        data = None if body is None else json.dumps(body).encode()
+        data = None if body is None else orjson.dumps(body)
         async with self.session.request(
             method,
             url,
@@ -139,16 +150,9 @@ class Client:
             timeout=aiohttp.ClientTimeout(total=timeout),
         ) as resp:
             raw = await resp.read()
-            payload = json.loads(raw) if raw else {}
             if resp.status >= 300:
-                if not isinstance(payload, dict) or payload.get("kind") != "Status":
-                    payload = {
-                        "kind": "Status",
-                        "code": resp.status,
-                        "message": raw.decode(errors="replace"),
-                    }
-                raise ApiException(resp.status, payload)
-            return payload
+                raise ApiException(resp.status, _status_of(resp.status, raw))
+            return orjson.loads(raw) if raw else {}
 
     # ------------------------------------------------------------------ verbs
 
@@ -261,12 +265,11 @@ class Client:
             path, timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30)
         ) as resp:
             if resp.status >= 300:
-                raw = await resp.read()
-                raise ApiException(resp.status, json.loads(raw) if raw else {})
+                raise ApiException(resp.status, _status_of(resp.status, await resp.read()))
             async for line in resp.content:
                 if not line.strip():
                     continue
-                event = json.loads(line)
+                event = orjson.loads(line)
                 if event["type"] == "ERROR":
                     status = event["object"]
                     raise ApiException(int(status.get("code", 500)), status)

@@ -498,12 +498,10 @@ def test_network_programming_latency_of_new_services(svc_lab: ServicesLab) -> No
     must be answered: by the node (nothing listens there) before the rules, by the
     no-endpoints reject while the Service has no slice yet, by a pod after.
 
-    It runs before a node is deleted: the EndpointSlice controller keeps listing the pods
-    of a deleted Node as ready (Kubernetes' leaves them out: "skipping Pod ... Node not
-    found") and nothing deletes them (no PodGC), so 1 SYN in 3 went to a `web` pod that
-    is gone and died on the host's `unreachable` route for that node's pod CIDR (ICMP
-    host-unreachable, then silence once the host's ICMP rate limit set in): those were
-    the 117-156 ms samples when this test ran after the node deletion."""
+    Its 117-156 ms samples of earlier rounds were a fault found this way: after a node
+    deletion the EndpointSlice controller kept that node's pods as ready endpoints, so
+    1 SYN in 3 died on the host's `unreachable` route for the node's pod CIDR. Now, as in
+    Kubernetes, slices leave out pods whose Node is gone and PodGC deletes them."""
     target_ip = svc_lab.node_ip(svc_lab.names[0])
     results = []
     for i in range(10):
