@@ -289,6 +289,10 @@ class DockerRuntime:
             "name": docker_name(pod, SANDBOX_NAME, 0),
             "hostname": hostname,
             "network_mode": "none",
+            # and no libnetwork sandbox: runc makes the namespace, with no re-executed
+            # dockerd to create it nor a libnetwork-setkey prestart hook (each a Go binary
+            # start), which halves a sandbox's start; the agent wires it, `lo` included
+            "network_disabled": True,
             "ipc_mode": "shareable",  # the pod's containers join it, as its network
             "log_config": {"type": "none"},  # pause writes nothing; no log file to keep
             "labels": pod_labels(pod, SANDBOX_NAME, 0, self.node_name),
