@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from minikube_py.api.resources import BY_KIND, RESOURCES, Resource
-from minikube_py.api.types import Obj
+from minikube_py.api.types import Obj, clone
 from minikube_py.client import ApiException, Client, Credentials, resource_path
 from minikube_py.lab import Lab, LabConfig
 
@@ -237,9 +237,12 @@ def _documents(paths: list[str]) -> Iterator[tuple[str, Obj]]:
             raise CliError(f'the path "{p}" does not exist')
     for f in files:
         try:
-            docs = list(yaml.safe_load_all(f.read_text()))
+            # as the JSON kubectl sends: YAML's timestamps and non-string keys as strings
+            docs = [clone(doc) for doc in yaml.safe_load_all(f.read_text())]
         except yaml.YAMLError as e:
             raise CliError(f"{f}: invalid YAML: {e}") from e
+        except TypeError as e:  # what JSON cannot hold, as an integer past 64 bits
+            raise CliError(f"{f}: {e}") from e
         for doc in docs:
             if not doc:
                 continue

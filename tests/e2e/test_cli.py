@@ -65,6 +65,19 @@ def test_control_plane_lifecycle_and_objects_without_kubectl(tmp_path: Path, etc
         assert bad.returncode == 1
         assert 'services "missing" not found' in bad.stderr
 
+        # YAML read as kubectl sends it: a date is a string; what JSON cannot hold, refused
+        manifest = tmp_path / "dated.yaml"
+        manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dated}\n"
+                            "data: {day: 2024-01-31}\n")  # fmt: skip
+        cli(env, "apply", "-f", str(manifest))
+        got = json.loads(cli(env, "get", "configmap", "dated", "-o", "json").stdout)
+        assert got["data"] == {"day": "2024-01-31"}
+        manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: huge}\n"
+                            "data: {n: 1180591620717411303424}\n")  # fmt: skip
+        refused = cli(env, "apply", "-f", str(manifest), check=False)
+        assert refused.returncode == 1 and refused.stderr.strip().count("\n") == 0
+        assert "64-bit" in refused.stderr
+
         # idempotent start, then stop keeping state and start again
         cli(env, "start", "--nodes", "0", "--etcd-servers", etcd, "--apiserver-port", port)
         cli(env, "stop")
