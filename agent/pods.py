@@ -7,8 +7,9 @@ that really exist (found by their labels, so a restarted agent adopts them: noth
 restarted, the address comes back from the persistent IPAM) and makes one step
 towards it, then writes the status it observes.
 
-The step: the configMap and secret volumes written (agent.volumes; rewritten whenever
-their object changes, so mounted files follow it); sandbox with an address from the
+The step: the configMap, secret, downwardAPI and projected volumes written
+(agent.volumes; rewritten whenever their files change, so mounted files follow their
+objects and the pod's labels and annotations); sandbox with an address from the
 node's pod CIDR and a veth on `cni0`; init containers one at a time, in order; app
 containers with their environment (agent.env: envFrom, values, fieldRef,
 resourceFieldRef, ConfigMap and Secret keys, the Service variables) and volumes
@@ -67,7 +68,15 @@ from agent.runtime import (
     never_started,
     state_from_docker,
 )
-from agent.volumes import DATA_DIR, VolumeError, volume_files, volume_source, write_atomic
+from agent.volumes import (
+    DATA_DIR,
+    WRITTEN_KINDS,
+    Files,
+    VolumeError,
+    volume_files,
+    volume_objects,
+    write_atomic,
+)
 from minikube_py.api.timestamps import now_rfc3339
 from minikube_py.api.types import Obj, name_of, namespace_of, status_only_change
 from minikube_py.client import ApiException, Client
@@ -341,9 +350,7 @@ def referenced_objects(pod: Obj) -> set[tuple[str, str]]:
             if "secretKeyRef" in value_from:
                 found.add(("Secret", str(value_from["secretKeyRef"].get("name", ""))))
     for volume in spec.get("volumes") or []:
-        source = volume_source(volume)
-        if source is not None:
-            found.add(source)
+        found.update(volume_objects(volume))
     return found
 
 
@@ -360,8 +367,8 @@ class PodState:
     probes: dict[str, tuple[str, list[ProbeWorker]]] = dataclasses.field(default_factory=dict)
     verdicts: dict[tuple[str, ProbeKind], bool] = dataclasses.field(default_factory=dict)
     waiting: dict[str, Obj] = dataclasses.field(default_factory=dict)  # name -> waiting
-    # configMap/secret volume name -> resourceVersion of the object its files show
-    volume_versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    # written volume's name -> the files it shows
+    shown_files: dict[str, Files] = dataclasses.field(default_factory=dict)
     volume_errors: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> message
     written: Obj | None = None
     terminating: asyncio.Task[None] | None = None
@@ -572,7 +579,7 @@ class PodSyncer:
         if new_sandbox and sandboxes:  # the sandbox died (engine restart): start over
             await self._blocking(self.runtime.remove_pod, uid)
             await self._stop_probes(state)
-            state.volume_versions.clear()  # their files went with the pod's directory
+            state.shown_files.clear()  # they went with the pod's directory
             containers.clear()
         # As the kubelet: the volumes are set up before the sandbox is made.
         volumes = await self._sync_volumes(pod, state)
@@ -803,35 +810,35 @@ class PodSyncer:
         return any(c["name"] == name for c in pod.get("spec", {}).get("initContainers") or [])
 
     async def _sync_volumes(self, pod: Obj, state: PodState) -> dict[str, Path] | None:
-        """Write the pod's configMap and secret volumes that changed; their directories
-        by volume name, or None while one of them could never be set up (the pod's
-        containers wait for it, as the kubelet's wait for their mounts)."""
+        """Write the pod's configMap, secret, downwardAPI and projected volumes whose files
+        changed; their directories by volume name, or None while one of them could never
+        be set up (the pod's containers wait for it, as the kubelet's wait for their
+        mounts)."""
         uid = str(pod["metadata"]["uid"])
         lookup = self._lookup(namespace_of(pod))
+        facts = PodFacts((), (self.node_ip,), self.allocatable)
         prepared: dict[str, Path] = {}
         ready = True
         for volume in pod.get("spec", {}).get("volumes") or []:
-            source = volume_source(volume)
-            if source is None:
+            if not any(kind in volume for kind in WRITTEN_KINDS):
                 continue
             name = volume["name"]
             directory = self.runtime.pod_dir(uid) / "volumes" / name
-            found = lookup(*source)
-            version = str((found or {}).get("metadata", {}).get("resourceVersion", "absent"))
-            if state.volume_versions.get(name) != version:
-                try:
-                    await self._blocking(write_atomic, directory, volume_files(volume, found))
-                    state.volume_versions[name] = version
-                    state.volume_errors.pop(name, None)
-                except VolumeError as error:
-                    message = f'MountVolume.SetUp failed for volume "{name}" : {error}'
-                    if state.volume_errors.get(name) != message:
-                        self.record_event(pod, "Warning", "FailedMount", message, "")
-                    state.volume_errors[name] = message
-                    if not (directory / DATA_DIR).is_symlink():
-                        ready = False  # never set up
-                        continue
-                    # set up before (its object deleted since): its files stay
+            try:
+                files = volume_files(volume, lookup, pod, facts)
+                if state.shown_files.get(name) != files:
+                    await self._blocking(write_atomic, directory, files)
+                    state.shown_files[name] = files
+                state.volume_errors.pop(name, None)
+            except VolumeError as error:
+                message = f'MountVolume.SetUp failed for volume "{name}" : {error}'
+                if state.volume_errors.get(name) != message:
+                    self.record_event(pod, "Warning", "FailedMount", message, "")
+                state.volume_errors[name] = message
+                if not (directory / DATA_DIR).is_symlink():
+                    ready = False  # never set up
+                    continue
+                # set up before (its object deleted since): its files stay
             prepared[name] = directory
         return prepared if ready else None
 

@@ -1,8 +1,11 @@
-"""configMap and secret volumes: their files, and the kubelet's atomic writer.
+"""configMap, secret, downwardAPI and projected volumes: their files, and the kubelet's
+atomic writer.
 
-`volume_files` is pure: the volume's source and the object it names give the files
-(path -> content, mode), honouring `items`, `defaultMode`, per-item `mode` and
-`optional`, or a `VolumeError` with the kubelet's message.
+`volume_files` is pure: the volume, the ConfigMaps and Secrets it names (through a
+lookup) and the pod give the files (path -> content, mode), honouring `items`,
+`defaultMode`, per-item `mode` and `optional`, or a `VolumeError` with the kubelet's
+message. A projected volume lays its configMap, secret and downwardAPI sources out
+together; a serviceAccountToken source is refused, as this cluster issues no tokens.
 
 `write_atomic` lays them out as the kubelet's AtomicWriter does, so a container sees
 the whole new set or the whole old one, never a mix:
@@ -22,12 +25,16 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
+from agent.env import Lookup, PodFacts, field_ref_value, resource_field_value
+from agent.runtime import RuntimeFailure
 from minikube_py.api.types import Obj
 
 DATA_DIR = "..data"
@@ -41,32 +48,76 @@ class VolumeError(Exception):
     """A volume cannot be set up; the message is the kubelet's."""
 
 
-def volume_source(volume: Obj) -> tuple[str, str] | None:
-    """(kind, name) of the object a configMap or secret volume shows; None otherwise."""
+WRITTEN_KINDS = ("configMap", "secret", "downwardAPI", "projected")
+"""The volume kinds whose files the agent writes (emptyDir and hostPath are the runtime's)."""
+
+
+def volume_objects(volume: Obj) -> list[tuple[str, str]]:
+    """(kind, name) of every ConfigMap and Secret a volume shows: a configMap or secret
+    volume's object, a projected volume's sources."""
     if "configMap" in volume:
-        return "ConfigMap", str(volume["configMap"].get("name", ""))
+        return [("ConfigMap", str(volume["configMap"].get("name", "")))]
     if "secret" in volume:
-        return "Secret", str(volume["secret"].get("secretName", ""))
-    return None
+        return [("Secret", str(volume["secret"].get("secretName", "")))]
+    found = []
+    for source in (volume.get("projected") or {}).get("sources") or []:
+        if "configMap" in source:
+            found.append(("ConfigMap", str(source["configMap"].get("name", ""))))
+        if "secret" in source:
+            found.append(("Secret", str(source["secret"].get("name", ""))))
+    return found
 
 
-def volume_files(volume: Obj, source: Obj | None) -> dict[str, tuple[bytes, int]]:
-    """Files of a configMap or secret volume from its object (None: it does not exist)."""
-    field = "configMap" if "configMap" in volume else "secret"
-    ref = volume[field]
-    name = ref.get("name") if field == "configMap" else ref.get("secretName")
+def volume_files(volume: Obj, lookup: Lookup, pod: Obj, facts: PodFacts) -> Files:
+    """Files of a configMap, secret, downwardAPI or projected volume (see WRITTEN_KINDS):
+    `lookup` finds the ConfigMaps and Secrets, `pod` and `facts` answer the downward API.
+    A projected volume's sources are laid out together, later ones over earlier ones."""
+    if "configMap" in volume:
+        ref = volume["configMap"]
+        return _object_files("ConfigMap", ref, ref.get("name"), lookup, _mode(ref))
+    if "secret" in volume:
+        ref = volume["secret"]
+        return _object_files("Secret", ref, ref.get("secretName"), lookup, _mode(ref))
+    if "downwardAPI" in volume:
+        ref = volume["downwardAPI"]
+        return _downward_files(ref.get("items"), _mode(ref), pod, facts)
+    projected = volume["projected"]
+    mode = _mode(projected)
+    files: dict[str, tuple[bytes, int]] = {}
+    for source in projected.get("sources") or []:
+        if "configMap" in source:
+            ref = source["configMap"]
+            files.update(_object_files("ConfigMap", ref, ref.get("name"), lookup, mode))
+        elif "secret" in source:
+            ref = source["secret"]
+            files.update(_object_files("Secret", ref, ref.get("name"), lookup, mode))
+        elif "downwardAPI" in source:
+            files.update(_downward_files(source["downwardAPI"].get("items"), mode, pod, facts))
+        else:
+            kind = next(iter(source), "")
+            raise VolumeError(f"projected source {kind} is not supported by this cluster")
+    return files
+
+
+def _mode(ref: Obj) -> int:
+    return int(ref.get("defaultMode", DEFAULT_MODE))
+
+
+def _object_files(kind: str, ref: Obj, name: Any, lookup: Lookup, mode: int) -> Files:
+    """Files of one ConfigMap or Secret (all its keys, or the `items` chosen)."""
+    word = kind.lower()
+    source = lookup(kind, str(name or ""))
     if source is None:
         if ref.get("optional"):
             return {}
-        raise VolumeError(f'{field.lower()} "{name}" not found')
+        raise VolumeError(f'{word} "{name}" not found')
     data: dict[str, bytes] = {}
-    if field == "configMap":
+    if kind == "ConfigMap":
         data.update({k: str(v).encode() for k, v in (source.get("data") or {}).items()})
         data.update({k: base64.b64decode(v) for k, v in (source.get("binaryData") or {}).items()})
     else:
         data.update({k: base64.b64decode(v) for k, v in (source.get("data") or {}).items()})
         data.update({k: str(v).encode() for k, v in (source.get("stringData") or {}).items()})
-    mode = int(ref.get("defaultMode", DEFAULT_MODE))
     items = ref.get("items")
     if not items:
         return {key: (value, mode) for key, value in data.items()}
@@ -76,13 +127,42 @@ def volume_files(volume: Obj, source: Obj | None) -> dict[str, tuple[bytes, int]
             if ref.get("optional"):
                 continue
             what = (
-                "configmap references non-existent config key"
-                if field == "configMap"
-                else ("references non-existent secret key")
-            )
-            raise VolumeError(f"{what}: {item['key']}")
+                "configmap references non-existent config"
+                if kind == "ConfigMap"
+                else ("references non-existent secret")
+            )  # the kubelet's two messages
+            raise VolumeError(f"{what} key: {item['key']}")
         files[item["path"]] = (data[item["key"]], int(item.get("mode", mode)))
     return files
+
+
+def _downward_files(items: list[Obj] | None, mode: int, pod: Obj, facts: PodFacts) -> Files:
+    """Files of downward API items: a pod field (labels and annotations whole, one
+    `key="value"` line each, sorted, as the kubelet's FormatMap) or a container's
+    resource."""
+    files = {}
+    for item in items or []:
+        try:
+            if "fieldRef" in item:
+                path = str(item["fieldRef"].get("fieldPath", ""))
+                if path in ("metadata.labels", "metadata.annotations"):
+                    fields = pod.get("metadata", {}).get(path.partition(".")[2]) or {}
+                    value = "\n".join(f"{k}={_go_quoted(v)}" for k, v in sorted(fields.items()))
+                else:
+                    value = field_ref_value(pod, path, facts)
+            else:
+                ref = item.get("resourceFieldRef") or {}
+                container = {"name": ref.get("containerName", "")}
+                value = resource_field_value(pod, container, ref, facts)
+        except RuntimeFailure as failure:
+            raise VolumeError(failure.message) from failure
+        files[item["path"]] = (value.encode(), int(item.get("mode", mode)))
+    return files
+
+
+def _go_quoted(value: Any) -> str:
+    """Go's `%q` of a string, for the printable text labels and annotations hold."""
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 def _clean(relative: str) -> str:

@@ -1,6 +1,7 @@
 """Pod features of the node agent on a real one-node lab, through the real kubectl: the
 environment from ConfigMaps, Secrets and the downward API (and the wait while a source
-is missing), configMap/secret volumes that follow their object, and `kubectl attach` /
+is missing), configMap/secret volumes that follow their object, downwardAPI and
+projected volumes that follow the pod's labels and their objects, and `kubectl attach` /
 `kubectl run -i --rm` reaching a container's main process.
 
 A lab of its own (node network 192.168.50-99.x, which no other test module uses), made
@@ -142,6 +143,48 @@ def test_env_from_objects_waits_for_them_and_volumes_follow_changes(lab: AgentLa
     wait_for(lambda: run("cat", "/config/app.conf") == "v2", 15, "the updated file")
     assert sorted(run("ls", "/config").split()) == ["added", "app.conf"]
     assert run("cat", "/etc/app.conf") == "v1"
+
+
+def test_downward_api_and_projected_volumes_follow_the_pod_and_its_objects(
+    lab: AgentLab, ns: str
+) -> None:
+    lab.apply(ns, config_map("app", mode="fast"))
+    pod = busybox_pod(
+        "described", lab.names[0], "trap 'exit 0' TERM; while :; do sleep 1; done",
+        resources={"limits": {"memory": "32Mi"}},
+        volumeMounts=[{"name": "info", "mountPath": "/info"},
+                      {"name": "all", "mountPath": "/all"}],
+    )  # fmt: skip
+    pod["metadata"]["labels"] = {"tier": "front"}
+    pod["spec"]["volumes"] = [
+        {"name": "info", "downwardAPI": {"items": [
+            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+            {"path": "mem", "resourceFieldRef": {"containerName": "main",
+                                                 "resource": "limits.memory", "divisor": "1Mi"}},
+        ]}},
+        {"name": "all", "projected": {"sources": [
+            {"configMap": {"name": "app"}},
+            {"secret": {"name": "creds", "optional": True}},
+            {"downwardAPI": {"items": [{"path": "pod/name",
+                                        "fieldRef": {"fieldPath": "metadata.name"}}]}},
+        ]}},
+    ]  # fmt: skip
+    lab.apply(ns, pod)
+    wait_ready(lab, ns, "described")
+
+    def run(*command: str) -> str:
+        return lab.kubectl("exec", "described", "-n", ns, "--", *command)
+
+    assert run("cat", "/info/labels") == 'tier="front"'
+    assert run("cat", "/info/mem") == "32"
+    assert run("cat", "/all/mode", "/all/pod/name") == "fastdescribed"
+    assert sorted(run("ls", "/all").split()) == ["mode", "pod"]
+
+    # a label change reaches the downward API file; a new object joins the projection
+    lab.kubectl("label", "pod", "described", "-n", ns, "tier=back", "--overwrite")
+    wait_for(lambda: run("cat", "/info/labels") == 'tier="back"', 15, "the new label")
+    lab.apply(ns, secret("creds", token="t0k"))
+    wait_for(lambda: run("cat", "/all/token") == "t0k", 15, "the secret in the projection")
 
 
 def test_kubectl_attach_and_run_interactive(lab: AgentLab, ns: str) -> None:

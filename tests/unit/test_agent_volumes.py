@@ -1,17 +1,55 @@
-"""configMap and secret volumes (agent.volumes): their files from the object, and the
-kubelet's atomic-writer layout on a real (temporary) directory."""
+"""configMap, secret, downwardAPI and projected volumes (agent.volumes): their files from
+the objects and the pod, and the kubelet's atomic-writer layout on a real (temporary)
+directory."""
 
 from __future__ import annotations
 
 import base64
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.volumes import DATA_DIR, VolumeError, read_current, volume_files, write_atomic
+from agent.env import PodFacts
+from agent.volumes import (
+    DATA_DIR,
+    VolumeError,
+    read_current,
+    volume_files,
+    volume_objects,
+    write_atomic,
+)
+
+POD = {
+    "metadata": {
+        "name": "web-0",
+        "namespace": "shop",
+        "uid": "u-1",
+        "labels": {"tier": "front", "app": "web"},
+        "annotations": {"note": 'say "hi"'},
+    },
+    "spec": {"containers": [{"name": "main", "resources": {"limits": {"memory": "64Mi"}}}]},
+}
+FACTS = PodFacts((), ("192.168.49.2",), {"cpu": "2", "memory": "4Gi"})
+
+
+def files_of(volume: dict[str, Any], *objects: dict[str, Any]) -> Any:
+    """The volume's files, its ConfigMaps and Secrets found among `objects`."""
+    found = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+    return volume_files(volume, lambda kind, name: found.get((kind, name)), POD, FACTS)
+
+
+def config_map(name: str, **data: str) -> dict[str, Any]:
+    return {"kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def secret(name: str, **data: bytes) -> dict[str, Any]:
+    encoded = {k: base64.b64encode(v).decode() for k, v in data.items()}
+    return {"kind": "Secret", "metadata": {"name": name}, "data": encoded}
+
 
 # --- volumes --------------------------------------------------------------------------
 
@@ -19,31 +57,81 @@ from agent.volumes import DATA_DIR, VolumeError, read_current, volume_files, wri
 def test_configmap_volume_files_with_items_and_modes() -> None:
     items = [{"key": "a", "path": "dir/a.txt"}, {"key": "b", "path": "b", "mode": 0o755}]
     volume = {"name": "v", "configMap": {"name": "cm", "defaultMode": 0o600, "items": items}}
-    source = {"metadata": {"name": "cm"}, "data": {"a": "A", "b": "B", "c": "C"}}
-    assert volume_files(volume, source) == {"dir/a.txt": (b"A", 0o600), "b": (b"B", 0o755)}
+    source = config_map("cm", a="A", b="B", c="C")
+    assert files_of(volume, source) == {"dir/a.txt": (b"A", 0o600), "b": (b"B", 0o755)}
 
 
 def test_secret_volume_decodes_data() -> None:
     volume = {"name": "v", "secret": {"secretName": "s"}}
-    source = {"metadata": {"name": "s"}, "data": {"pw": base64.b64encode(b"\x00hunter2").decode()}}
-    assert volume_files(volume, source) == {"pw": (b"\x00hunter2", 0o644)}
+    assert files_of(volume, secret("s", pw=b"\x00hunter2")) == {"pw": (b"\x00hunter2", 0o644)}
 
 
 def test_missing_source_fails_unless_optional() -> None:
     with pytest.raises(VolumeError, match=r'^configmap "nope" not found$'):
-        volume_files({"name": "v", "configMap": {"name": "nope"}}, None)
-    assert volume_files({"name": "v", "secret": {"secretName": "x", "optional": True}}, None) == {}
+        files_of({"name": "v", "configMap": {"name": "nope"}})
+    assert files_of({"name": "v", "secret": {"secretName": "x", "optional": True}}) == {}
 
 
 def test_missing_items_keys_fail_unless_optional() -> None:
     items = [{"key": "absent", "path": "a"}, {"key": "b", "path": "b"}]
-    source = {"data": {"b": "B"}}
+    source = config_map("cm", b="B")
     with pytest.raises(VolumeError, match=r"^configmap references non-existent config key: absent"):
-        volume_files({"name": "v", "configMap": {"name": "cm", "items": items}}, source)
+        files_of({"name": "v", "configMap": {"name": "cm", "items": items}}, source)
     with pytest.raises(VolumeError, match=r"^references non-existent secret key: absent$"):
-        volume_files({"name": "v", "secret": {"secretName": "s", "items": items}}, {"data": {}})
+        files_of({"name": "v", "secret": {"secretName": "s", "items": items}}, secret("s"))
     optional = {"name": "cm", "items": items, "optional": True}
-    assert volume_files({"name": "v", "configMap": optional}, source) == {"b": (b"B", 0o644)}
+    assert files_of({"name": "v", "configMap": optional}, source) == {"b": (b"B", 0o644)}
+
+
+def test_downward_api_volume_shows_pod_fields_and_resources() -> None:
+    items = [
+        {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}, "mode": 0o400},
+        {"path": "meta/annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
+        {"path": "tier", "fieldRef": {"fieldPath": "metadata.labels['tier']"}},
+        {"path": "mem", "resourceFieldRef": {"containerName": "main",
+                                             "resource": "limits.memory", "divisor": "1Mi"}},
+        {"path": "cpu", "resourceFieldRef": {"containerName": "main", "resource": "limits.cpu",
+                                             "divisor": "1m"}},
+    ]  # fmt: skip
+    volume = {"name": "v", "downwardAPI": {"items": items, "defaultMode": 0o640}}
+    assert files_of(volume) == {
+        "name": (b"web-0", 0o640),
+        # sorted, one key="value" line each, no newline after the last (the kubelet's)
+        "labels": (b'app="web"\ntier="front"', 0o400),
+        "meta/annotations": (b'note="say \\"hi\\""', 0o640),
+        "tier": (b"front", 0o640),
+        "mem": (b"64", 0o640),
+        "cpu": (b"2000", 0o640),  # no limit: the node's allocatable
+    }
+    ref = {"containerName": "nope", "resource": "limits.cpu"}
+    unknown = {"items": [{"path": "x", "resourceFieldRef": ref}]}
+    with pytest.raises(VolumeError, match="container nope not found"):
+        files_of({"name": "v", "downwardAPI": unknown})
+
+
+def test_projected_volume_lays_its_sources_out_together() -> None:
+    volume = {
+        "name": "all",
+        "projected": {
+            "defaultMode": 0o600,
+            "sources": [
+                {"configMap": {"name": "cm", "items": [{"key": "a", "path": "conf/a"}]}},
+                {"secret": {"name": "s"}},
+                {"secret": {"name": "absent", "optional": True}},
+                {"downwardAPI": {"items": [{"path": "ns", "mode": 0o444,
+                                            "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+            ],
+        },
+    }  # fmt: skip
+    found = files_of(volume, config_map("cm", a="A", b="B"), secret("s", token=b"t0k"))
+    assert found == {"conf/a": (b"A", 0o600), "token": (b"t0k", 0o600), "ns": (b"shop", 0o444)}
+    assert volume_objects(volume) == [("ConfigMap", "cm"), ("Secret", "s"), ("Secret", "absent")]
+    with pytest.raises(VolumeError, match='secret "s" not found'):
+        files_of(volume, config_map("cm", a="A"))
+    token = {"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}
+    with pytest.raises(VolumeError, match="serviceAccountToken is not supported"):
+        files_of(token)
 
 
 # --- the atomic writer ---------------------------------------------------------------------
