@@ -53,18 +53,12 @@ WRITTEN_KINDS = ("configMap", "secret", "downwardAPI", "projected")
 
 
 def volume_objects(volume: Obj) -> list[tuple[str, str]]:
-    """(kind, name) of every ConfigMap and Secret a volume shows: a configMap or secret
-    volume's object, a projected volume's sources."""
-    if "configMap" in volume:
-        return [("ConfigMap", str(volume["configMap"].get("name", "")))]
-    if "secret" in volume:
-        return [("Secret", str(volume["secret"].get("secretName", "")))]
+    """(kind, name) of every ConfigMap and Secret a volume shows."""
     found = []
-    for source in (volume.get("projected") or {}).get("sources") or []:
-        if "configMap" in source:
-            found.append(("ConfigMap", str(source["configMap"].get("name", ""))))
-        if "secret" in source:
-            found.append(("Secret", str(source["secret"].get("name", ""))))
+    for entry in _entries(volume):
+        named = _object_ref(entry)
+        if named is not None:
+            found.append((named[0], named[2]))
     return found
 
 
@@ -72,45 +66,52 @@ def volume_files(volume: Obj, lookup: Lookup, pod: Obj, facts: PodFacts) -> File
     """Files of a configMap, secret, downwardAPI or projected volume (see WRITTEN_KINDS):
     `lookup` finds the ConfigMaps and Secrets, `pod` and `facts` answer the downward API.
     A projected volume's sources are laid out together, later ones over earlier ones."""
-    if "configMap" in volume:
-        ref = volume["configMap"]
-        return _object_files("ConfigMap", ref, ref.get("name"), lookup, _mode(ref))
-    if "secret" in volume:
-        ref = volume["secret"]
-        return _object_files("Secret", ref, ref.get("secretName"), lookup, _mode(ref))
-    if "downwardAPI" in volume:
-        ref = volume["downwardAPI"]
-        return _downward_files(ref.get("items"), _mode(ref), pod, facts)
-    projected = volume["projected"]
-    mode = _mode(projected)
+    holder = volume.get("projected") or next(volume[k] for k in WRITTEN_KINDS if k in volume)
+    mode = int(holder.get("defaultMode", DEFAULT_MODE))
     files: dict[str, tuple[bytes, int]] = {}
-    for source in projected.get("sources") or []:
-        if "configMap" in source:
-            ref = source["configMap"]
-            files.update(_object_files("ConfigMap", ref, ref.get("name"), lookup, mode))
-        elif "secret" in source:
-            ref = source["secret"]
-            files.update(_object_files("Secret", ref, ref.get("name"), lookup, mode))
-        elif "downwardAPI" in source:
-            files.update(_downward_files(source["downwardAPI"].get("items"), mode, pod, facts))
+    for entry in _entries(volume):
+        named = _object_ref(entry)
+        if named is not None:
+            files.update(_object_files(*named, lookup, mode))
+        elif "downwardAPI" in entry:
+            files.update(_downward_files(entry["downwardAPI"].get("items"), mode, pod, facts))
         else:
-            kind = next(iter(source), "")
+            kind = next(iter(entry), "")
             raise VolumeError(f"projected source {kind} is not supported by this cluster")
     return files
 
 
-def _mode(ref: Obj) -> int:
-    return int(ref.get("defaultMode", DEFAULT_MODE))
+def _entries(volume: Obj) -> list[Obj]:
+    """What a volume shows: itself, or a projected volume's sources (each one thing)."""
+    projected = volume.get("projected")
+    return list(projected.get("sources") or []) if projected is not None else [volume]
 
 
-def _object_files(kind: str, ref: Obj, name: Any, lookup: Lookup, mode: int) -> Files:
+def _object_ref(entry: Obj) -> tuple[str, Obj, str] | None:
+    """(kind, reference, name) of the ConfigMap or Secret a volume or projected source
+    shows: a secret volume names it `secretName`, a projected secret `name`."""
+    if "configMap" in entry:
+        ref = entry["configMap"]
+        return "ConfigMap", ref, str(ref.get("name", ""))
+    if "secret" in entry:
+        ref = entry["secret"]
+        return "Secret", ref, str(ref.get("secretName", ref.get("name", "")))
+    return None
+
+
+_MISSING_KEY = {  # the kubelet's two messages
+    "ConfigMap": "configmap references non-existent config key: ",
+    "Secret": "references non-existent secret key: ",
+}
+
+
+def _object_files(kind: str, ref: Obj, name: str, lookup: Lookup, mode: int) -> Files:
     """Files of one ConfigMap or Secret (all its keys, or the `items` chosen)."""
-    word = kind.lower()
-    source = lookup(kind, str(name or ""))
+    source = lookup(kind, name)
     if source is None:
         if ref.get("optional"):
             return {}
-        raise VolumeError(f'{word} "{name}" not found')
+        raise VolumeError(f'{kind.lower()} "{name}" not found')
     data: dict[str, bytes] = {}
     if kind == "ConfigMap":
         data.update({k: str(v).encode() for k, v in (source.get("data") or {}).items()})
@@ -126,12 +127,7 @@ def _object_files(kind: str, ref: Obj, name: Any, lookup: Lookup, mode: int) -> 
         if item["key"] not in data:
             if ref.get("optional"):
                 continue
-            what = (
-                "configmap references non-existent config"
-                if kind == "ConfigMap"
-                else ("references non-existent secret")
-            )  # the kubelet's two messages
-            raise VolumeError(f"{what} key: {item['key']}")
+            raise VolumeError(_MISSING_KEY[kind] + item["key"])
         files[item["path"]] = (data[item["key"]], int(item.get("mode", mode)))
     return files
 
