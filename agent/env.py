@@ -22,11 +22,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 
-from agent.runtime import RuntimeFailure, expand
+from agent.runtime import CONFIG_ERROR, RuntimeFailure, expand
 from minikube_py.api.quantity import parse_quantity
 from minikube_py.api.types import Obj, name_of, namespace_of
-
-CONFIG_ERROR = "CreateContainerConfigError"
 
 Lookup = Callable[[str, str], Obj | None]
 """(kind `ConfigMap` or `Secret`, name) -> the object in the pod's namespace, or None."""

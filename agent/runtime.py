@@ -66,6 +66,10 @@ DOCKER_SOCKET = "/var/run/docker.sock"
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
+CONFIG_ERROR = "CreateContainerConfigError"  # the waiting reason of a spec that cannot run
+HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
+
+
 class RuntimeFailure(Exception):
     """A container could not be made to run; `reason` is the Kubernetes waiting reason."""
 
@@ -141,6 +145,10 @@ def security_options(pod: Obj, spec: Obj) -> dict[str, Any]:
     if capabilities.get("drop"):
         args["cap_drop"] = list(capabilities["drop"])
     args.update(seccomp_options(context.get("seccompProfile")))
+    for field in HOST_NAMESPACES:
+        # a lab node is a network namespace, not a host: its pods get namespaces of their own
+        if pod.get("spec", {}).get(field):
+            raise RuntimeFailure(CONFIG_ERROR, f"{field} is not supported by this agent")
     return args
 
 
@@ -153,9 +161,7 @@ def seccomp_options(profile: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if kind == "Unconfined":
         return {"security_opt": ["seccomp=unconfined"]}
-    raise RuntimeFailure(
-        "CreateContainerConfigError", f"seccompProfile type {kind!r} is not supported"
-    )
+    raise RuntimeFailure(CONFIG_ERROR, f"seccompProfile type {kind!r} is not supported")
 
 
 def _docker_time(value: str | None) -> str | None:
@@ -324,16 +330,14 @@ class DockerRuntime:
         for mount in spec.get("volumeMounts") or []:
             if mount["name"] not in sources:
                 raise RuntimeFailure(
-                    "CreateContainerConfigError",
+                    CONFIG_ERROR,
                     f"volume {mount['name']!r} is not supported or not prepared",
                 )
             source = sources[mount["name"]]
             sub_path = mount.get("subPath")
             if sub_path:
                 if Path(sub_path).is_absolute() or ".." in Path(sub_path).parts:
-                    raise RuntimeFailure(
-                        "CreateContainerConfigError", f"subPath {sub_path!r} must stay inside"
-                    )
+                    raise RuntimeFailure(CONFIG_ERROR, f"subPath {sub_path!r} must stay inside")
                 volume_root = source.resolve()
                 source = source / sub_path
                 if not source.exists():
@@ -342,9 +346,7 @@ class DockerRuntime:
                 # current version) keeps that version, as a subPath mount does.
                 source = source.resolve()
                 if not source.is_relative_to(volume_root):
-                    raise RuntimeFailure(
-                        "CreateContainerConfigError", f"subPath {sub_path!r} leaves its volume"
-                    )
+                    raise RuntimeFailure(CONFIG_ERROR, f"subPath {sub_path!r} leaves its volume")
             mode = "ro" if mount.get("readOnly") else "rw"
             binds.append(f"{source}:{mount['mountPath']}:{mode}")
             targets.add(mount["mountPath"])
@@ -594,9 +596,9 @@ def _host_path(source: Obj) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(exist_ok=True)
     elif kind == "Directory" and not path.is_dir():
-        raise RuntimeFailure("CreateContainerConfigError", f"hostPath {path} is not a directory")
+        raise RuntimeFailure(CONFIG_ERROR, f"hostPath {path} is not a directory")
     elif kind == "File" and not path.is_file():
-        raise RuntimeFailure("CreateContainerConfigError", f"hostPath {path} is not a file")
+        raise RuntimeFailure(CONFIG_ERROR, f"hostPath {path} is not a file")
     return path
 
 

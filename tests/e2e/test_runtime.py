@@ -201,6 +201,13 @@ def test_resources_and_security_context_map_to_docker() -> None:
             {"spec": {}}, {"securityContext": {"seccompProfile": {"type": "Localhost"}}}
         )
     assert localhost.value.reason == "CreateContainerConfigError"
+    # a lab node is a network namespace: pods never share the host's namespaces
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        with pytest.raises(RuntimeFailure, match=f"^CreateContainerConfigError: {field} is not"):
+            security_options({"spec": {field: True}}, {})
+    assert security_options({"spec": {"hostNetwork": False}}, {}) == {
+        "security_opt": ["seccomp=unconfined"]
+    }
 
 
 def test_pod_hostname_is_spec_hostname_or_name() -> None:
