@@ -14,8 +14,6 @@ check that no container, namespace, route or link of it is left.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import ipaddress
 import json
 import re
@@ -41,6 +39,7 @@ from agent.runtime import LABEL_NODE_NAME
 from minikube_py import labnet
 from minikube_py.client import Client, Credentials
 from minikube_py.nodes import running_private_lab
+from minikube_py.probe import first_answer
 from minikube_py.services import ServiceUrlError, service_url, tunnel
 from tests.e2e.test_agent import AgentLab, busybox_pod, wait_for
 
@@ -312,10 +311,6 @@ def test_external_traffic_policy_local_keeps_the_client_address(svc_lab: Service
             assert name in local and client.strip("[]").removeprefix("::ffff:") == svc_lab.host_ip
 
 
-# How long an attempt waits for the kernel's answer to its SYN: below TCP's initial
-# retransmission timeout (1 s), so only the first SYN's fate counts, and far above the
-# node's answer time (under 1 ms; up to ~0.1 s seen on a saturated 2-core machine).
-ANSWER_WAIT = 0.9
 POLL = 0.01
 
 
@@ -325,53 +320,15 @@ class Programming:
     lost: int  # SYNs before that one that got no answer, or an ICMP error instead
 
 
-async def _kernel_verdict(address: tuple[str, int]) -> tuple[float, str]:
-    """(send time, what the kernel made of one SYN): "connected", "refused" (a reset),
-    "silent" (no answer within ANSWER_WAIT) or the errno name of an ICMP error (e.g.
-    "EHOSTUNREACH"). The verdict is read from the socket's state after the wait, so it
-    does not depend on how soon this process got the CPU back."""
-    loop = asyncio.get_running_loop()
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setblocking(False)
-        sent_at = time.monotonic()
-        error = sock.connect_ex(address)
-        if error == errno.EINPROGRESS:
-            answered = asyncio.Event()  # writable: the SYN got a SYN-ACK or a reset
-            loop.add_writer(sock, answered.set)
-            try:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(answered.wait(), ANSWER_WAIT)
-            finally:
-                loop.remove_writer(sock)
-            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if error == errno.ECONNREFUSED:
-            return sent_at, "refused"
-        if error:
-            return sent_at, errno.errorcode.get(error, str(error))
-        try:
-            sock.getpeername()
-        except OSError:  # still SYN-SENT
-            return sent_at, "silent"
-        return sent_at, "connected"
-
-
 async def _programming_latency(
     svc: ServicesLab, name: str, url_port: tuple[str, int], want_endpoints: bool
 ) -> Programming:
     """How soon after the EndpointSlice of `name` shows (or loses) its ready endpoints in
-    the API the host sees the Service answer (or refuse).
-
-    From the moment the slice is seen, a SYN goes out every POLL seconds, each judged by
-    the kernel on its own (`_kernel_verdict`), and the latency is the send time of the
-    first SYN answered as wanted: the rules were in effect by then, to within one POLL.
-    Neither the send rhythm nor the verdict waits on this process's scheduling: on the
-    loaded 2-core lab machine the test process goes without the CPU for over 100 ms many
-    times a minute, and an earlier probe that gave each connect 100 ms counted a SYN
-    answered in 0.1 ms as unanswered, adding ~120 ms to the sample (seen with a packet
-    capture on the lab bridge: every SYN answered, the probe timing out meanwhile).
-    A SYN with no answer at all is a different thing, counted in `lost` (a dropped SYN
-    costs a real client a 1 s retransmission), and so is an ICMP error, which that probe
-    also took for "not yet"."""
+    the API the host sees the Service answer (or refuse): from the moment the slice is
+    seen, a SYN every POLL seconds, each judged by the kernel on its own
+    (minikube_py.probe). An earlier probe that judged by its own timing counted SYNs
+    answered in 0.1 ms as unanswered on a loaded machine (seen with a packet capture on
+    the lab bridge), adding ~120 ms to those samples."""
     wanted = "connected" if want_endpoints else "refused"
     async with svc.client() as client:
         deadline = time.monotonic() + 30
@@ -392,24 +349,9 @@ async def _programming_latency(
     assert seen_at is not None, (
         f"{name}: the slice never {'got' if want_endpoints else 'lost'} endpoints"
     )
-    attempts: list[asyncio.Task[tuple[float, str]]] = []
-    try:
-        while time.monotonic() < deadline:
-            attempts.append(asyncio.create_task(_kernel_verdict(url_port)))
-            await asyncio.sleep(POLL)
-            lost = 0
-            for attempt in attempts:  # in send order, up to the first undecided one
-                if not attempt.done():
-                    break
-                sent_at, verdict = attempt.result()
-                if verdict == wanted:
-                    return Programming(sent_at - seen_at, lost)
-                lost += verdict not in ("connected", "refused")
-    finally:
-        for attempt in attempts:
-            attempt.cancel()
-        await asyncio.gather(*attempts, return_exceptions=True)
-    raise AssertionError(f"{name}: no {'answer' if want_endpoints else 'refusal'} in 30 s")
+    answer = await first_answer(url_port, wanted, POLL, deadline)
+    assert answer is not None, f"{name}: no {'answer' if want_endpoints else 'refusal'} in 30 s"
+    return Programming(answer.sent_at - seen_at, answer.lost)
 
 
 def test_scale_to_zero_refuses_then_scale_back_flows(svc_lab: ServicesLab) -> None:
