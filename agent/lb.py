@@ -13,7 +13,7 @@ What remains is that the address be reachable: exactly one node answers ARP for 
   exactly those addresses, as /32s labelled `<ifname>:mkpylb` so it never touches an
   address it did not add, and sends a gratuitous ARP (request and reply) for each one
   it adds, so neighbours update an entry that still points at the previous node.
-- `keep_announcements` re-runs it on every Service or Node change and periodically.
+- `keep_announcements` re-runs it when the addresses wanted change, and periodically.
 """
 
 from __future__ import annotations
@@ -139,24 +139,36 @@ class AddressAnnouncer:
 
 
 async def keep_announcements(
-    announcer_: AddressAnnouncer, services: Informer, nodes: Informer, own: str
+    announcer_: AddressAnnouncer,
+    services: Informer,
+    nodes: Informer,
+    own: str,
+    resync_seconds: float = RESYNC_SECONDS,
 ) -> None:
-    """Services and Nodes -> the addresses this node announces, until cancelled. A
-    stopping agent keeps its addresses: the node (its proxy rules stay in the kernel)
-    answers for them until another node takes over and announces."""
+    """Services and Nodes -> the addresses this node announces, until cancelled. The
+    interface is synced when the addresses wanted change (not on every Service or Node
+    event: a sync is several netlink dumps) and every `resync_seconds`, which repairs
+    drift. A stopping agent keeps its addresses: the node (its proxy rules stay in the
+    kernel) answers for them until another node takes over and announces."""
     changed = asyncio.Event()
     for informer in (services, nodes):
         informer.add_handler(lambda *_: changed.set())
     await services.synced.wait()
     await nodes.synced.wait()
+    applied: set[str] | None = None  # what the last successful sync left; None: unknown
     while True:
         changed.clear()
         wanted = announced_addresses(services.items(), nodes.items(), own)
+        if wanted != applied:
+            try:
+                added, removed = await asyncio.to_thread(announcer_.sync, wanted)
+                applied = wanted
+                if added or removed:
+                    log.info("LoadBalancer addresses: announced %s, withdrew %s", added, removed)
+            except Exception:
+                applied = None
+                log.exception("announcing LoadBalancer addresses failed; retrying later")
         try:
-            added, removed = await asyncio.to_thread(announcer_.sync, wanted)
-            if added or removed:
-                log.info("LoadBalancer addresses: announced %s, withdrew %s", added, removed)
-        except Exception:
-            log.exception("announcing LoadBalancer addresses failed; retrying later")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), RESYNC_SECONDS)
+            await asyncio.wait_for(changed.wait(), resync_seconds)
+        except TimeoutError:
+            applied = None  # look at the interface again

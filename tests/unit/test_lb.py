@@ -1,7 +1,10 @@
-"""LoadBalancer announcement, the pure part: who announces, what, and the ARP frame."""
+"""LoadBalancer announcement: who announces, what, the ARP frame, and when the interface is
+synced."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import struct
 
 from hypothesis import given
@@ -14,6 +17,7 @@ from agent.lb import (
     eligible_nodes,
     gratuitous_arp,
     ingress_ips,
+    keep_announcements,
 )
 
 
@@ -97,3 +101,70 @@ def test_gratuitous_arp_frame() -> None:
     reply = gratuitous_arp(mac, "192.168.49.200", reply=True)
     assert struct.unpack("!H", reply[20:22]) == (2,)
     assert reply[32:38] == b"\xff" * 6
+
+
+class FakeInformer:
+    """What keep_announcements reads of an informer: items, handlers, synced."""
+
+    def __init__(self, *objects: dict) -> None:
+        self.objects = list(objects)
+        self.handlers: list = []
+        self.synced = asyncio.Event()
+        self.synced.set()
+
+    def add_handler(self, handler: object) -> None:
+        self.handlers.append(handler)
+
+    def items(self) -> list[dict]:
+        return list(self.objects)
+
+    def add(self, obj: dict) -> None:
+        self.objects.append(obj)
+        for handler in self.handlers:
+            handler("ADDED", obj, None)
+
+
+class RecordingAnnouncer:
+    def __init__(self) -> None:
+        self.synced: list[set[str]] = []
+        self.failing = False
+
+    def sync(self, wanted: set[str]) -> tuple[set[str], set[str]]:
+        self.synced.append(set(wanted))
+        if self.failing:
+            raise OSError("netlink said no")
+        return set(), set()
+
+
+async def synced_times(recorder: RecordingAnnouncer, count: int) -> None:
+    """Until the announcer has synced `count` times (a thread does it: give it time)."""
+    async with asyncio.timeout(10):
+        while len(recorder.synced) < count:
+            await asyncio.sleep(0.01)
+
+
+async def test_the_interface_is_synced_when_the_addresses_change_and_periodically() -> None:
+    services, nodes = FakeInformer(), FakeInformer(node("a"))
+    recorder = RecordingAnnouncer()
+    task = asyncio.create_task(
+        keep_announcements(recorder, services, nodes, "a", resync_seconds=1.0)  # type: ignore[arg-type]
+    )
+    try:
+        await synced_times(recorder, 1)  # the first look
+        cluster_ip = {"metadata": {"name": "c", "namespace": "default"}, "spec": {}}
+        services.add(cluster_ip)  # changes nothing this node holds: no netlink work
+        await asyncio.sleep(0.1)
+        assert recorder.synced == [set()]
+        recorder.failing = True
+        services.add(lb_service("web", "192.168.49.200"))
+        await synced_times(recorder, 2)
+        recorder.failing = False
+        services.add(cluster_ip)  # a failed sync is tried again at the next event
+        await synced_times(recorder, 3)
+        assert recorder.synced == [set(), {"192.168.49.200"}, {"192.168.49.200"}]
+        await synced_times(recorder, 4)  # the periodic look, which repairs drift
+        assert recorder.synced[-1] == {"192.168.49.200"}
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
