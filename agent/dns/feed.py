@@ -1,6 +1,9 @@
 """Keeps a DNS server's table in step with the informer caches.
 
-Any change to Services, EndpointSlices or Pods marks the table stale; one task rebuilds
+Any change to Services or EndpointSlices marks the table stale, and so does a change of
+what the table reads of a Pod: its hostname under a subdomain (the name of a headless
+Service's endpoint). Other pod changes, status writes above all, leave it as it is:
+they are most of a cluster's events, and every agent watches every pod. One task rebuilds
 it from the caches' current contents (level-triggered: the events carry no data it
 uses) after a short pause that coalesces bursts, in a worker thread so that a large
 cluster's rebuild never stalls the queries, and swaps it into the server. A change is
@@ -50,8 +53,9 @@ class DnsTableFeed:
         self.ttl = ttl
         self._stale = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        for cache in self.caches:
-            cache.add_handler(self._mark_stale)
+        services.add_handler(self._mark_stale)
+        endpointslices.add_handler(self._mark_stale)
+        pods.add_handler(self._on_pod)
 
     def start(self) -> None:
         """Build once now (the caches may already be synced) and on every change after."""
@@ -67,6 +71,11 @@ class DnsTableFeed:
 
     def _mark_stale(self, kind: str, new: Obj, old: Obj | None) -> None:
         self._stale.set()
+
+    def _on_pod(self, kind: str, new: Obj, old: Obj | None) -> None:
+        before, after = (None if old is None else pod_host(old)), pod_host(new)
+        if (before, after) != (None, None) and (kind != "MODIFIED" or before != after):
+            self._stale.set()
 
     async def _run(self) -> None:
         while True:
@@ -89,3 +98,10 @@ class DnsTableFeed:
                 log.exception("building the DNS table failed")
                 continue
             self.server.update(table)
+
+
+def pod_host(pod: Obj) -> tuple[str, str] | None:
+    """(hostname, subdomain) of a pod that has both: all the DNS table reads of a pod."""
+    spec = pod.get("spec") or {}
+    hostname, subdomain = spec.get("hostname"), spec.get("subdomain")
+    return (str(hostname), str(subdomain)) if hostname and subdomain else None

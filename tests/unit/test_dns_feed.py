@@ -1,4 +1,5 @@
-"""The feed from informer caches to the DNS server: a change is served within 1 s."""
+"""The feed from informer caches to the DNS server: a change is served within 1 s, and a
+pod change rebuilds the table only when it changes what the table reads."""
 
 import asyncio
 import time
@@ -25,9 +26,11 @@ class ListCache:
         return list(self.objects)
 
     def put(self, obj: Obj) -> None:
-        self.objects = [o for o in self.objects if o["metadata"] != obj["metadata"]] + [obj]
+        """Add or replace (by metadata) an object, telling the handlers as an informer."""
+        old = next((o for o in self.objects if o["metadata"] == obj["metadata"]), None)
+        self.objects = [o for o in self.objects if o is not old] + [obj]
         for handler in self.handlers:
-            handler("MODIFIED", obj, None)
+            handler("ADDED" if old is None else "MODIFIED", obj, old)
 
 
 def web(ip: str) -> Obj:
@@ -61,5 +64,37 @@ async def test_changes_reach_the_server_within_a_second() -> None:
         for n in range(100):  # a burst is coalesced; the last state wins
             services.put(web(f"10.96.1.{n}"))
         await wait_for(server, (RCODE.NOERROR, ["10.96.1.99"]))
+    finally:
+        await feed.stop()
+
+
+async def test_only_what_the_table_reads_of_a_pod_rebuilds_it() -> None:
+    services, slices, pods = ListCache(), ListCache(), ListCache()
+    server = DnsServer(DnsConfig(("127.0.0.1", 0), ()), build_dns_table([], [], []))
+    tables = []
+    update = server.update
+    server.update = lambda table: (tables.append(table), update(table))[-1]  # type: ignore[method-assign]
+    feed = DnsTableFeed(server, services, slices, pods)
+    feed.start()
+
+    def pod(phase: str, **spec: str) -> Obj:
+        metadata = {"name": "web-0", "namespace": "default"}
+        return {"metadata": metadata, "spec": spec, "status": {"phase": phase}}
+
+    async def built(count: int) -> bool:
+        await asyncio.sleep(0.2)  # well past the coalescing pause
+        return len(tables) == count
+
+    try:
+        assert await built(1)
+        pods.put(pod("Pending"))
+        pods.put(pod("Running"))  # a status write: no rebuild
+        assert await built(1)
+        pods.put(pod("Running", hostname="web-0", subdomain="web"))  # names an endpoint
+        assert await built(2)
+        pods.put(pod("Succeeded", hostname="web-0", subdomain="web"))
+        assert await built(2)
+        pods.put(pod("Succeeded"))  # no longer names one
+        assert await built(3)
     finally:
         await feed.stop()
