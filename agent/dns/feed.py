@@ -1,9 +1,11 @@
 """Keeps a DNS server's table in step with the informer caches.
 
-Any change to Services or EndpointSlices marks the table stale, and so does a change of
-what the table reads of a Pod: its hostname under a subdomain (the name of a headless
-Service's endpoint). Other pod changes, status writes above all, leave it as it is:
-they are most of a cluster's events, and every agent watches every pod. One task rebuilds
+Any change to a Service marks the table stale, and so does a change of what the table
+reads of the rest: the EndpointSlices of headless Services (only their endpoints have
+names; a ClusterIP Service's slices change nothing here) and a Pod's hostname under a
+subdomain (the name of a headless Service's endpoint). Other changes, readiness flips
+and pod status writes above all, leave it as it is: they are most of a cluster's events,
+and every agent watches them all. One task rebuilds
 it from the caches' current contents (level-triggered: the events carry no data it
 uses) after a short pause that coalesces bursts, in a worker thread so that a large
 cluster's rebuild never stalls the queries, and swaps it into the server. A change is
@@ -16,9 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from agent.dns.records import build_dns_table
+from agent.dns.records import SERVICE_NAME_LABEL, build_dns_table
 from agent.dns.server import DnsServer
-from minikube_py.api.types import Obj
+from minikube_py.api.types import Obj, labels_of, namespace_of
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ class ObjectCache(Protocol):
 
     def items(self) -> list[Obj]: ...
 
+    def get(self, key: str) -> Obj | None: ...
+
 
 class DnsTableFeed:
     def __init__(
@@ -48,13 +52,14 @@ class DnsTableFeed:
         ttl: int = 5,
     ) -> None:
         self.server = server
+        self.services = services
         self.caches = (services, endpointslices, pods)
         self.zone = zone
         self.ttl = ttl
         self._stale = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         services.add_handler(self._mark_stale)
-        endpointslices.add_handler(self._mark_stale)
+        endpointslices.add_handler(self._on_slice)
         pods.add_handler(self._on_pod)
 
     def start(self) -> None:
@@ -71,6 +76,12 @@ class DnsTableFeed:
 
     def _mark_stale(self, kind: str, new: Obj, old: Obj | None) -> None:
         self._stale.set()
+
+    def _on_slice(self, kind: str, new: Obj, old: Obj | None) -> None:
+        service_name = labels_of(new).get(SERVICE_NAME_LABEL)
+        service = self.services.get(f"{namespace_of(new)}/{service_name}")
+        if service is None or (service.get("spec") or {}).get("clusterIP") == "None":
+            self._stale.set()  # a headless Service's, or one not known yet
 
     def _on_pod(self, kind: str, new: Obj, old: Obj | None) -> None:
         before, after = (None if old is None else pod_host(old)), pod_host(new)
