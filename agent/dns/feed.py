@@ -5,10 +5,11 @@ reads of the rest: the EndpointSlices of headless Services (only their endpoints
 names; a ClusterIP Service's slices change nothing here) and a Pod's hostname under a
 subdomain (the name of a headless Service's endpoint). Other changes, readiness flips
 and pod status writes above all, leave it as it is: they are most of a cluster's events,
-and every agent watches them all. One task rebuilds
-it from the caches' current contents (level-triggered: the events carry no data it
-uses) after a short pause that coalesces bursts, in a worker thread so that a large
-cluster's rebuild never stalls the queries, and swaps it into the server. A change is
+and every agent watches them all. One task rebuilds it from the caches' current
+contents (level-triggered: the events carry no data it uses) after a short pause that
+coalesces bursts, in a worker thread so that a rebuild never stalls the queries, and
+swaps it into the server; the rebuild keeps the records of every unchanged Service
+(`TableBuilder`: 75 ms at 10,000 Services against 1.2-1.6 s from nothing). A change is
 thus answered within the pause plus one rebuild, well under the 1 s the issue asks.
 """
 
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from agent.dns.records import SERVICE_NAME_LABEL, build_dns_table
+from agent.dns.records import SERVICE_NAME_LABEL, TableBuilder
 from agent.dns.server import DnsServer
 from minikube_py.api.types import Obj, labels_of, namespace_of
 
@@ -54,8 +55,7 @@ class DnsTableFeed:
         self.server = server
         self.services = services
         self.caches = (services, endpointslices, pods)
-        self.zone = zone
-        self.ttl = ttl
+        self.builder = TableBuilder(zone, ttl)  # keeps unchanged Services' records
         self._stale = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         services.add_handler(self._mark_stale)
@@ -97,13 +97,7 @@ class DnsTableFeed:
             services, slices, pods = (cache.items() for cache in self.caches)
             try:
                 table = await asyncio.to_thread(
-                    build_dns_table,
-                    services,
-                    slices,
-                    pods,
-                    zone=self.zone,
-                    ttl=self.ttl,
-                    serial=int(time.time()),
+                    self.builder.build, services, slices, pods, int(time.time())
                 )
             except Exception:  # keep serving the last good table; the next change retries
                 log.exception("building the DNS table failed")

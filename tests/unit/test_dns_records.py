@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from agent.dns.records import (
     DnsTable,
+    TableBuilder,
     build_dns_table,
     describe,
     parse_dashed_ip,
@@ -543,3 +544,36 @@ def test_headless_addresses_are_exactly_the_published_endpoints(
         published = {ipaddress.ip_address(str(rr.rdata)) for rr in table.rrset(fqdn, QTYPE.A)}
         assert published == expected
         assert table.has_name(fqdn) == bool(expected)
+
+
+def _rendered(table: DnsTable) -> tuple[dict[Any, list[str]], frozenset[str]]:
+    return {key: [str(rr) for rr in rrs] for key, rrs in table.records.items()}, table.names
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(clusters(), min_size=1, max_size=4))
+def test_a_table_built_again_from_kept_records_is_the_table_built_from_nothing(
+    states: list[tuple[list[Obj], list[Obj], list[Obj]]],
+) -> None:
+    """One builder through a run of cluster states (Services added, changed, removed;
+    each state is drawn anew, so most names change and some repeat), each built twice
+    (the second time from kept records only), gives at each step the table of a fresh
+    build, rrset order included."""
+    builder = TableBuilder(ZONE)
+    for services, slices, pods in states + states[:1]:
+        fresh = _rendered(build_dns_table(services, slices, pods, zone=ZONE))
+        for _ in range(2):
+            assert _rendered(builder.build(services, slices, pods)) == fresh
+
+
+def test_unchanged_services_keep_their_records_and_changed_ones_get_new() -> None:
+    builder = TableBuilder(ZONE)
+    web, db = service("web", cluster_ip="10.96.0.10"), service("db", cluster_ip="10.96.0.11")
+    first = builder.build([web, db], [], [])
+    moved = service("db", cluster_ip="10.96.0.12")
+    second = builder.build([web, moved], [], [])
+    web_key = (f"web.default.svc.{ZONE}", QTYPE.A)
+    assert second.records[web_key][0] is first.records[web_key][0]  # kept, not made again
+    db_name = f"db.default.svc.{ZONE}"
+    assert ask(second, db_name, "A") == ("NOERROR", [(db_name, "A", "10.96.0.12")])
+    assert ask(second, "11.0.96.10.in-addr.arpa", "PTR", "in-addr.arpa")[0] == "NXDOMAIN"
