@@ -6,8 +6,10 @@ room: headless endpoints without a hostname are named by their dashed IP, and po
 names `a-b-c-d.<ns>.pod.<zone>` answer for any well-formed dashed IP (`pods insecure`).
 The result is a dict keyed by (lowercase name, qtype) plus the set of every existing
 name (with its ancestors, the empty non-terminals), so a query is one lookup and
-NXDOMAIN vs NODATA is exact. `resolve` turns a question into the answer sections; the
-server only adds the wire format around it.
+NXDOMAIN vs NODATA is exact. `TableBuilder` builds it again and again, keeping the
+records of every unchanged Service (the same table as `build_dns_table`, for a fraction
+of the work). `resolve` turns a question into the answer sections; the server only adds
+the wire format around it.
 """
 
 import functools
