@@ -36,7 +36,7 @@ from minikube_py.client import Client, Credentials
 from minikube_py.images import BUSYBOX_IMAGE, ensure_images
 from minikube_py.lab import Lab
 from minikube_py.nodes import running_private_lab
-from minikube_py.probe import first_answer
+from minikube_py.probe import first_answer, slices_turn
 
 NS = "bench"
 POLL = 0.005
@@ -96,20 +96,6 @@ async def wait_ready(client: Client, app: str, count: int) -> None:
     raise TimeoutError(f"{app}: {count} pods not ready in 120 s")
 
 
-async def slice_shows(client: Client, service: str, ready: bool) -> float:
-    """When the Service's EndpointSlices are first seen with (or without) a ready endpoint."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        slices = await client.list(
-            "EndpointSlice", NS, label_selector=f"kubernetes.io/service-name={service}"
-        )
-        endpoints = [e for s in slices["items"] for e in s.get("endpoints") or []]
-        if any(e.get("conditions", {}).get("ready") for e in endpoints) == ready:
-            return time.monotonic()
-        await asyncio.sleep(POLL)
-    raise TimeoutError(f"{service}: its slice never {'got' if ready else 'lost'} endpoints")
-
-
 async def answered(address: tuple[str, int], wanted: str, since: float) -> tuple[float, int]:
     """(seconds from `since` to the first SYN answered `wanted`, SYNs lost before it)."""
     answer = await first_answer(address, wanted, POLL, time.monotonic() + 30)
@@ -136,7 +122,11 @@ async def measure_mode(client: Client, node_ips: list[str], samples: int) -> dic
         target = (node_ips[i % len(node_ips)], int(scaled["spec"]["ports"][0]["nodePort"]))
         for replicas, wanted in ((0, "refused"), (1, "connected")):
             await client.patch("Deployment", "web-scaled", {"spec": {"replicas": replicas}}, NS)
-            seen = await slice_shows(client, "web-scaled", ready=bool(replicas))
+            seen = await slices_turn(
+                client, NS, "web-scaled", bool(replicas), POLL, time.monotonic() + 60
+            )
+            if seen is None:
+                raise TimeoutError("web-scaled: its slice did not follow the scale in 60 s")
             latency, missed = await answered(target, wanted, seen)
             scale.append(latency)
             lost += missed if replicas else 0  # not the SYNs to the pod going away

@@ -8,8 +8,9 @@ send time: neither the rhythm nor the verdict waits on this process's scheduling
 loaded 2-core machine it goes without the CPU for over 100 ms at times, and a probe that
 gave each connect 100 ms took a SYN answered in 0.1 ms for an unanswered one). A SYN
 with no answer at all, or an ICMP error, is counted as lost: a real client would wait
-1 s for its retransmission. For the lab's Service tests and bench/programming.py, which
-aim it at lab addresses only.
+1 s for its retransmission. `slices_turn` tells when the API shows the change the rules
+must follow. For the lab's Service tests and bench/programming.py, which aim it at lab
+addresses only.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import errno
 import socket
 import time
 from dataclasses import dataclass
+
+from minikube_py.client import Client
 
 # How long a SYN's answer is waited for: below TCP's initial retransmission timeout
 # (1 s), so only the first SYN's fate counts, and far above a node's answer time (under
@@ -83,3 +86,20 @@ async def first_answer(
         for attempt in attempts:
             attempt.cancel()
         await asyncio.gather(*attempts, return_exceptions=True)
+
+
+async def slices_turn(
+    client: Client, namespace: str, service: str, ready: bool, poll: float, deadline: float
+) -> float | None:
+    """When the Service's EndpointSlices are first seen with (`ready`) or without a ready
+    endpoint, polled every `poll` seconds until `deadline` (time.monotonic()); None when
+    they never were: where a programming latency starts."""
+    while time.monotonic() < deadline:
+        slices = await client.list(
+            "EndpointSlice", namespace, label_selector=f"kubernetes.io/service-name={service}"
+        )
+        endpoints = [e for s in slices["items"] for e in s.get("endpoints") or []]
+        if any(e.get("conditions", {}).get("ready") for e in endpoints) == ready:
+            return time.monotonic()
+        await asyncio.sleep(poll)
+    return None

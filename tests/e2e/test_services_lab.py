@@ -39,7 +39,7 @@ from agent.runtime import LABEL_NODE_NAME
 from minikube_py import labnet
 from minikube_py.client import Client, Credentials
 from minikube_py.nodes import running_private_lab
-from minikube_py.probe import first_answer
+from minikube_py.probe import first_answer, slices_turn
 from minikube_py.services import ServiceUrlError, service_url, tunnel
 from tests.e2e.test_agent import AgentLab, busybox_pod, wait_for
 
@@ -330,22 +330,9 @@ async def _programming_latency(
     answered in 0.1 ms as unanswered on a loaded machine (seen with a packet capture on
     the lab bridge), adding ~120 ms to those samples."""
     wanted = "connected" if want_endpoints else "refused"
+    deadline = time.monotonic() + 30
     async with svc.client() as client:
-        deadline = time.monotonic() + 30
-        seen_at = None
-        while seen_at is None and time.monotonic() < deadline:
-            slices = await client.list(
-                "EndpointSlice", NS, label_selector=f"kubernetes.io/service-name={name}"
-            )
-            ready = any(
-                e.get("conditions", {}).get("ready")
-                for s in slices["items"]
-                for e in s.get("endpoints") or []
-            )
-            if ready == want_endpoints:
-                seen_at = time.monotonic()
-            else:
-                await asyncio.sleep(POLL)
+        seen_at = await slices_turn(client, NS, name, want_endpoints, POLL, deadline)
     assert seen_at is not None, (
         f"{name}: the slice never {'got' if want_endpoints else 'lost'} endpoints"
     )
