@@ -671,14 +671,18 @@ def _collect_nodes(value: Any, schema: PatchSchema | None, path: Path, out: Fiel
     """Like _collect_fields, but every map below `path` is a member too."""
     if isinstance(value, dict):
         for key, child in value.items():
-            out.add((*path, f"f:{key}"))
-            _collect_nodes(child, _child(schema, key), (*path, f"f:{key}"), out)
+            child_path = (*path, f"f:{key}")
+            out.add(child_path)
+            if isinstance(child, dict | list):  # a leaf has nothing below
+                _collect_nodes(child, _child(schema, key), child_path, out)
     elif isinstance(value, list):
         elements = _granular_items(value, schema)
         items_schema = schema.items if schema is not None else None
         for element, item in elements or []:
-            out.add((*path, element))
-            _collect_nodes(item, items_schema, (*path, element), out)
+            item_path = (*path, element)
+            out.add(item_path)
+            if isinstance(item, dict | list):
+                _collect_nodes(item, items_schema, item_path, out)
 
 
 def _with_named_parents(fields: FieldSet) -> FieldSet:

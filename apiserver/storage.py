@@ -12,6 +12,7 @@ revision it read at, and a watch replays every change after a revision or fails 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Sequence
@@ -283,16 +284,69 @@ def parse_endpoints(servers: str) -> list[tuple[str, int]]:
     return out
 
 
+# Group commit: transactions that arrive while others are on their way to etcd wait, and
+# go together as one etcd transaction (each nested in it, so each still compares and
+# succeeds on its own). One gRPC call and one raft entry then serve many writes: a gRPC
+# call costs this process about 0.3 ms of CPU, about what the apiserver's own work on a
+# create does. One commit in flight at a time batches best: with two, 50 clients' creates
+# were no quicker. The limits keep a batch within etcd's --max-txn-ops (128) and
+# --max-request-bytes (1.5 MiB) defaults.
+MAX_COMMITS_IN_FLIGHT = 1
+MAX_BATCH = 64
+MAX_BATCH_BYTES = 1 << 20
+
+
+class _QueuedTxn:
+    """A transaction waiting for its commit, its values encoded."""
+
+    def __init__(
+        self,
+        compares: Sequence[Compare],
+        puts: Sequence[tuple[str, Obj]],
+        deletes: Sequence[str],
+        result: asyncio.Future[TxnResult],
+    ) -> None:
+        self.compares = compares
+        self.values = [(k.encode(), encode(v)) for k, v in puts]
+        self.removed = [k.encode() for k in deletes]
+        self.keys = [k for k, _ in self.values] + self.removed
+        self.size = sum(len(k) + len(v) for k, v in self.values) + sum(map(len, self.removed))
+        self.result = result
+
+    def fill(self, request: Any) -> None:
+        """Write it into `request`, an empty etcd TxnRequest (filled in place: protobuf
+        would copy every message given to a constructor)."""
+        rpc = aetcd.rpc
+        for c in self.compares:
+            cmp = request.compare.add()  # result: EQUAL, the default
+            cmp.key = c.key.encode()
+            if isinstance(c, Absent):
+                cmp.target = rpc.Compare.CREATE
+                cmp.create_revision = 0
+            else:
+                cmp.target = rpc.Compare.MOD
+                cmp.mod_revision = c.revision
+        for key, value in self.values:
+            put = request.success.add().request_put
+            put.key = key
+            put.value = value
+        for key in self.removed:
+            request.success.add().request_delete_range.key = key
+
+
 class EtcdStore:
     """etcd through aetcd. With several endpoints (an etcd cluster) a failed call moves
     to the next member and retries there, so losing one member is invisible to
-    clients; when every member fails the call raises `Unavailable`."""
+    clients; when every member fails the call raises `Unavailable`. Writes are group
+    committed (see `MAX_COMMITS_IN_FLIGHT`)."""
 
     def __init__(self, endpoints: list[tuple[str, int]], timeout: float = 5.0) -> None:
         self._endpoints = endpoints
         self._current = 0
         self._timeout = timeout
         self._client: aetcd.Client | None = None
+        self._queue: collections.deque[_QueuedTxn] = collections.deque()
+        self._commits: set[asyncio.Task[None]] = set()
 
     def _connect(self) -> aetcd.Client:
         if self._client is None:
@@ -353,32 +407,78 @@ class EtcdStore:
         puts: Sequence[tuple[str, Obj]] = (),
         deletes: Sequence[str] = (),
     ) -> TxnResult:
-        async def run(c: aetcd.Client) -> TxnResult:
-            t = c.transactions
-            cmp = [
-                t.create(x.key.encode()) == 0
-                if isinstance(x, Absent)
-                else t.mod(x.key.encode()) == x.revision
-                for x in compares
-            ]
-            ops = [t.put(k.encode(), encode(v)) for k, v in puts]
-            ops += [t.delete(k.encode()) for k in deletes]
-            # The raw Txn call, because aetcd's wrapper drops the response header that
-            # carries the revision the transaction produced.
+        queued = _QueuedTxn(compares, puts, deletes, asyncio.get_running_loop().create_future())
+        self._queue.append(queued)
+        self._commit_queued()
+        return await queued.result
+
+    def _commit_queued(self) -> None:
+        """Send what waits, as few etcd transactions as the limits allow."""
+        while self._queue and len(self._commits) < MAX_COMMITS_IN_FLIGHT:
+            batch = [self._queue.popleft()]
+            written, size = set(batch[0].keys), batch[0].size
+            while (
+                self._queue
+                and len(batch) < MAX_BATCH
+                and size + self._queue[0].size <= MAX_BATCH_BYTES
+                and written.isdisjoint(self._queue[0].keys)  # etcd refuses a key put twice
+            ):
+                queued = self._queue.popleft()
+                batch.append(queued)
+                written.update(queued.keys)
+                size += queued.size
+            task = asyncio.create_task(self._commit(batch))
+            self._commits.add(task)
+            task.add_done_callback(self._commit_done)
+
+    def _commit_done(self, task: asyncio.Task[None]) -> None:
+        self._commits.discard(task)
+        self._commit_queued()
+
+    async def _commit(self, batch: Sequence[_QueuedTxn]) -> None:
+        """One etcd transaction for the batch: each queued txn nested in it, so each
+        compares and succeeds on its own, all at one revision."""
+        request = aetcd.rpc.TxnRequest()
+        if len(batch) == 1:
+            batch[0].fill(request)
+        else:
+            for q in batch:
+                q.fill(request.success.add().request_txn)
+
+        async def run(c: aetcd.Client) -> Any:
+            # the raw Txn call: aetcd's wrapper drops the response header, which carries
+            # the revision the transaction produced
             await c.connect()
-            request = aetcd.rpc.TxnRequest(
-                compare=[x.build_message() for x in cmp],
-                success=c._ops_to_requests(ops),
-                failure=[],
-            )
             try:
-                resp = await c.kvstub.Txn(request, timeout=self._timeout, metadata=c.metadata)
+                return await c.kvstub.Txn(request, timeout=self._timeout, metadata=c.metadata)
             except aetcd.rpc.AioRpcError as e:
                 raise aetcd.exceptions.ConnectionFailedError(str(e)) from e
-            return TxnResult(bool(resp.succeeded), int(resp.header.revision))
 
-        result: TxnResult = await self._call(run)
-        return result
+        try:
+            response = await self._call(run)
+        except asyncio.CancelledError:
+            for q in batch:
+                q.result.cancel()
+            raise
+        except Exception as e:
+            failed = list(batch)
+            if isinstance(e, Unavailable):
+                # no member answered: what waits fails now too, rather than one batch
+                # per store timeout
+                failed += self._queue
+                self._queue.clear()
+            for q in failed:
+                if not q.result.done():
+                    q.result.set_exception(e)
+            return
+        revision = int(response.header.revision)
+        if len(batch) == 1:
+            outcomes = [response.succeeded]
+        else:
+            outcomes = [r.response_txn.succeeded for r in response.responses]
+        for q, succeeded in zip(batch, outcomes, strict=True):
+            if not q.result.done():  # its caller may have given up
+                q.result.set_result(TxnResult(bool(succeeded), revision))
 
     async def check_retained(self, revision: int) -> None:
         async def run(c: aetcd.Client) -> None:

@@ -9,7 +9,9 @@ operations through both stores and requires identical observable results.
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -25,6 +27,7 @@ from apiserver.storage import (
     Expired,
     MemoryStore,
     Store,
+    Unavailable,
     WatchEvent,
 )
 from minikube_py.etcd import Member, find_etcd, start_member, wait_healthy
@@ -167,6 +170,71 @@ async def test_a_txn_that_changes_nothing_keeps_the_revision(store: Store, prefi
     delete_missing = await store.txn([], [], [prefix + "missing"])
     assert (no_ops.revision, delete_missing.revision) == (before, before)
     assert await _revision(store) == before
+
+
+async def test_concurrent_txns_each_stand_on_their_own_compares(store: Store, prefix: str) -> None:
+    """etcd commits transactions that wait together as one (group commit): each still
+    compares, succeeds or fails on its own, and a failed one costs the others nothing."""
+    taken, stale, gone = prefix + "taken", prefix + "stale", prefix + "gone"
+    await store.txn([], [(taken, {"v": "old"}), (gone, {"v": 0})])
+    first = await store.txn([], [(stale, {"v": 1})])
+    await store.txn([AtRevision(stale, first.revision)], [(stale, {"v": 2})])
+    fresh = [prefix + f"new-{i}" for i in range(100)]  # over one commit's limit of 64
+    results = await asyncio.gather(
+        *(store.txn([Absent(k)], [(k, {"v": k})]) for k in fresh),
+        store.txn([Absent(taken)], [(taken, {"v": "new"})]),
+        store.txn([AtRevision(stale, first.revision)], [(stale, {"v": 3})]),
+        store.txn([], [], [gone]),
+    )
+    *created, clash, outdated, deleted = results
+    assert all(r.succeeded for r in created) and deleted.succeeded
+    assert not clash.succeeded and not outdated.succeeded
+    entries, _ = await store.list(prefix)
+    values = {e.key: (e.value["v"], e.revision) for e in entries}
+    assert gone not in values
+    for key, result in zip(fresh, created, strict=True):
+        assert values[key] == (key, result.revision)  # the revision the txn reported
+    assert values[taken][0] == "old" and values[stale][0] == 2
+
+
+async def test_concurrent_writes_commit_together(etcd_member: Member, prefix: str) -> None:
+    """Writes that wait behind a commit in flight share the next one (and its revision),
+    except two writes of one key, which etcd refuses in one transaction."""
+    store = _etcd_store(etcd_member)
+    try:
+        keys = [prefix + str(i) for i in range(20)]
+        results = await asyncio.gather(*(store.txn([], [(k, {"v": 1})]) for k in keys))
+        assert all(r.succeeded for r in results)
+        assert len({r.revision for r in results}) < len(keys)
+
+        same = prefix + "same"
+        racing = await asyncio.gather(
+            *(store.txn([Absent(same)], [(same, {"v": i})]) for i in range(10))
+        )
+        assert [r.succeeded for r in racing].count(True) == 1
+        assert len({r.revision for r in racing if r.succeeded}) == 1
+    finally:
+        await store.close()
+
+
+async def test_writes_waiting_on_a_silent_store_fail_with_the_commit_in_flight() -> None:
+    """When no member answers, what waits behind the failed commit fails with it: one
+    store timeout for all, not one per batch."""
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        store = EtcdStore([("127.0.0.1", silent.getsockname()[1])], timeout=1)
+        try:
+            started = time.monotonic()
+            results = await asyncio.gather(
+                *(store.txn([], [(f"/silent/{i}", {})]) for i in range(200)),
+                return_exceptions=True,
+            )
+            elapsed = time.monotonic() - started
+        finally:
+            await store.close()
+    assert all(isinstance(r, Unavailable) for r in results)
+    assert elapsed < 2.5  # batches of 64 one after another would take 4 timeouts
 
 
 # ------------------------------------------------------------------ watch
