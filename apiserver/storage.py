@@ -15,7 +15,7 @@ import asyncio
 import collections
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -284,41 +284,52 @@ def parse_endpoints(servers: str) -> list[tuple[str, int]]:
     return out
 
 
-# Group commit: transactions that arrive while others are on their way to etcd wait, and
-# go together as one etcd transaction (each nested in it, so each still compares and
-# succeeds on its own). One gRPC call and one raft entry then serve many writes: a gRPC
-# call costs this process about 0.3 ms of CPU, about what the apiserver's own work on a
-# create does. One commit in flight at a time batches best: with two, 50 clients' creates
-# were no quicker. The limits keep a batch within etcd's --max-txn-ops (128) and
-# --max-request-bytes (1.5 MiB) defaults.
-MAX_COMMITS_IN_FLIGHT = 1
+# Group commit: requests that arrive while others are on their way to etcd wait, and go
+# together as one etcd transaction, each its own operation in it (a write is a
+# transaction nested in it, so each still compares and succeeds on its own). One gRPC
+# call, and for writes one raft entry, then serve many requests: a gRPC call costs this
+# process about 0.3 ms of CPU, about what the apiserver's own work on a create does.
+# Writes and reads batch apart, so a read never waits for a write's fsync. One batch of
+# each in flight batches best: with two, 50 clients' creates were no quicker. The limits
+# keep a batch within etcd's --max-txn-ops (128) and --max-request-bytes (1.5 MiB)
+# defaults.
 MAX_BATCH = 64
 MAX_BATCH_BYTES = 1 << 20
 
 
-class _QueuedTxn:
-    """A transaction waiting for its commit, its values encoded."""
+class _Waiting:
+    """A request waiting for its batch."""
 
+    def __init__(self, keys: list[bytes], size: int) -> None:
+        self.keys = keys  # what it writes: etcd refuses a key written twice in one txn
+        self.size = size  # its bytes in the request
+        self.result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def add_to(self, batch: Any) -> None:
+        """Append its operation to `batch`, an etcd TxnRequest (built in place: protobuf
+        would copy every message given to a constructor)."""
+        raise NotImplementedError
+
+    def answer(self, response: Any, revision: int) -> Any:
+        """What its caller gets from its ResponseOp in the batch's response."""
+        raise NotImplementedError
+
+
+class _WaitingTxn(_Waiting):
     def __init__(
-        self,
-        compares: Sequence[Compare],
-        puts: Sequence[tuple[str, Obj]],
-        deletes: Sequence[str],
-        result: asyncio.Future[TxnResult],
+        self, compares: Sequence[Compare], puts: Sequence[tuple[str, Obj]], deletes: Sequence[str]
     ) -> None:
         self.compares = compares
         self.values = [(k.encode(), encode(v)) for k, v in puts]
         self.removed = [k.encode() for k in deletes]
-        self.keys = [k for k, _ in self.values] + self.removed
-        self.size = sum(len(k) + len(v) for k, v in self.values) + sum(map(len, self.removed))
-        self.result = result
+        keys = [k for k, _ in self.values] + self.removed
+        super().__init__(keys, sum(map(len, keys)) + sum(len(v) for _, v in self.values))
 
-    def fill(self, request: Any) -> None:
-        """Write it into `request`, an empty etcd TxnRequest (filled in place: protobuf
-        would copy every message given to a constructor)."""
+    def add_to(self, batch: Any) -> None:
         rpc = aetcd.rpc
+        txn = batch.success.add().request_txn
         for c in self.compares:
-            cmp = request.compare.add()  # result: EQUAL, the default
+            cmp = txn.compare.add()  # result: EQUAL, the default
             cmp.key = c.key.encode()
             if isinstance(c, Absent):
                 cmp.target = rpc.Compare.CREATE
@@ -327,26 +338,106 @@ class _QueuedTxn:
                 cmp.target = rpc.Compare.MOD
                 cmp.mod_revision = c.revision
         for key, value in self.values:
-            put = request.success.add().request_put
+            put = txn.success.add().request_put
             put.key = key
             put.value = value
         for key in self.removed:
-            request.success.add().request_delete_range.key = key
+            txn.success.add().request_delete_range.key = key
+
+    def answer(self, response: Any, revision: int) -> TxnResult:
+        return TxnResult(bool(response.response_txn.succeeded), revision)
+
+
+class _WaitingGet(_Waiting):
+    def __init__(self, key: str) -> None:
+        super().__init__([], len(key))
+        self.key = key
+
+    def add_to(self, batch: Any) -> None:
+        batch.success.add().request_range.key = self.key.encode()
+
+    def answer(self, response: Any, revision: int) -> Entry | None:
+        kvs = response.response_range.kvs
+        if not kvs:
+            return None
+        return Entry(self.key, decode(kvs[0].value, kvs[0].mod_revision), kvs[0].mod_revision)
+
+
+class _Batcher:
+    """Requests sent as batches, one batch in flight at a time."""
+
+    def __init__(self, send: Callable[[Any], Awaitable[Any]]) -> None:
+        self._send = send  # an etcd TxnRequest -> its TxnResponse
+        self._queue: collections.deque[_Waiting] = collections.deque()
+        self._in_flight: asyncio.Task[None] | None = None
+
+    async def submit(self, waiting: _Waiting) -> Any:
+        self._queue.append(waiting)
+        self._next()
+        return await waiting.result
+
+    def _next(self) -> None:
+        if self._in_flight is not None or not self._queue:
+            return
+        batch = [self._queue.popleft()]
+        written, size = set(batch[0].keys), batch[0].size
+        while (
+            self._queue
+            and len(batch) < MAX_BATCH
+            and size + self._queue[0].size <= MAX_BATCH_BYTES
+            and written.isdisjoint(self._queue[0].keys)
+        ):
+            waiting = self._queue.popleft()
+            batch.append(waiting)
+            written.update(waiting.keys)
+            size += waiting.size
+        self._in_flight = asyncio.create_task(self._commit(batch))
+        self._in_flight.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight = None
+        self._next()
+
+    async def _commit(self, batch: Sequence[_Waiting]) -> None:
+        request = aetcd.rpc.TxnRequest()
+        for waiting in batch:
+            waiting.add_to(request)
+        try:
+            response = await self._send(request)
+        except asyncio.CancelledError:
+            for waiting in batch:
+                waiting.result.cancel()
+            raise
+        except Exception as e:
+            failed = list(batch)
+            if isinstance(e, Unavailable):
+                # no member answered: what waits fails now too, rather than one batch
+                # per store timeout
+                failed += self._queue
+                self._queue.clear()
+            for waiting in failed:
+                if not waiting.result.done():
+                    waiting.result.set_exception(e)
+            return
+        revision = int(response.header.revision)
+        for waiting, op in zip(batch, response.responses, strict=True):
+            if not waiting.result.done():  # its caller may have given up
+                waiting.result.set_result(waiting.answer(op, revision))
 
 
 class EtcdStore:
     """etcd through aetcd. With several endpoints (an etcd cluster) a failed call moves
     to the next member and retries there, so losing one member is invisible to
-    clients; when every member fails the call raises `Unavailable`. Writes are group
-    committed (see `MAX_COMMITS_IN_FLIGHT`)."""
+    clients; when every member fails the call raises `Unavailable`. Writes and single
+    reads are batched (see `MAX_BATCH`)."""
 
     def __init__(self, endpoints: list[tuple[str, int]], timeout: float = 5.0) -> None:
         self._endpoints = endpoints
         self._current = 0
         self._timeout = timeout
         self._client: aetcd.Client | None = None
-        self._queue: collections.deque[_QueuedTxn] = collections.deque()
-        self._commits: set[asyncio.Task[None]] = set()
+        self._writes = _Batcher(self._txn)
+        self._reads = _Batcher(self._txn)
 
     def _connect(self) -> aetcd.Client:
         if self._client is None:
@@ -388,10 +479,8 @@ class EtcdStore:
         raise Unavailable(f"etcd unavailable: {last}")
 
     async def get(self, key: str) -> Entry | None:
-        got = await self._call(lambda c: c.get(key.encode()))
-        if got is None:
-            return None
-        return Entry(key, decode(got.value, got.mod_revision), got.mod_revision)
+        entry: Entry | None = await self._reads.submit(_WaitingGet(key))
+        return entry
 
     async def list(self, prefix: str) -> tuple[list[Entry], int]:
         rng = await self._call(lambda c: c.get_prefix(prefix.encode()))
@@ -407,78 +496,21 @@ class EtcdStore:
         puts: Sequence[tuple[str, Obj]] = (),
         deletes: Sequence[str] = (),
     ) -> TxnResult:
-        queued = _QueuedTxn(compares, puts, deletes, asyncio.get_running_loop().create_future())
-        self._queue.append(queued)
-        self._commit_queued()
-        return await queued.result
+        result: TxnResult = await self._writes.submit(_WaitingTxn(compares, puts, deletes))
+        return result
 
-    def _commit_queued(self) -> None:
-        """Send what waits, as few etcd transactions as the limits allow."""
-        while self._queue and len(self._commits) < MAX_COMMITS_IN_FLIGHT:
-            batch = [self._queue.popleft()]
-            written, size = set(batch[0].keys), batch[0].size
-            while (
-                self._queue
-                and len(batch) < MAX_BATCH
-                and size + self._queue[0].size <= MAX_BATCH_BYTES
-                and written.isdisjoint(self._queue[0].keys)  # etcd refuses a key put twice
-            ):
-                queued = self._queue.popleft()
-                batch.append(queued)
-                written.update(queued.keys)
-                size += queued.size
-            task = asyncio.create_task(self._commit(batch))
-            self._commits.add(task)
-            task.add_done_callback(self._commit_done)
-
-    def _commit_done(self, task: asyncio.Task[None]) -> None:
-        self._commits.discard(task)
-        self._commit_queued()
-
-    async def _commit(self, batch: Sequence[_QueuedTxn]) -> None:
-        """One etcd transaction for the batch: each queued txn nested in it, so each
-        compares and succeeds on its own, all at one revision."""
-        request = aetcd.rpc.TxnRequest()
-        if len(batch) == 1:
-            batch[0].fill(request)
-        else:
-            for q in batch:
-                q.fill(request.success.add().request_txn)
+    async def _txn(self, request: Any) -> Any:
+        """One etcd transaction, through `_call`: the raw call, since aetcd's own wrapper
+        drops the response header, which carries the revision."""
 
         async def run(c: aetcd.Client) -> Any:
-            # the raw Txn call: aetcd's wrapper drops the response header, which carries
-            # the revision the transaction produced
             await c.connect()
             try:
                 return await c.kvstub.Txn(request, timeout=self._timeout, metadata=c.metadata)
             except aetcd.rpc.AioRpcError as e:
                 raise aetcd.exceptions.ConnectionFailedError(str(e)) from e
 
-        try:
-            response = await self._call(run)
-        except asyncio.CancelledError:
-            for q in batch:
-                q.result.cancel()
-            raise
-        except Exception as e:
-            failed = list(batch)
-            if isinstance(e, Unavailable):
-                # no member answered: what waits fails now too, rather than one batch
-                # per store timeout
-                failed += self._queue
-                self._queue.clear()
-            for q in failed:
-                if not q.result.done():
-                    q.result.set_exception(e)
-            return
-        revision = int(response.header.revision)
-        if len(batch) == 1:
-            outcomes = [response.succeeded]
-        else:
-            outcomes = [r.response_txn.succeeded for r in response.responses]
-        for q, succeeded in zip(batch, outcomes, strict=True):
-            if not q.result.done():  # its caller may have given up
-                q.result.set_result(TxnResult(bool(succeeded), revision))
+        return await self._call(run)
 
     async def check_retained(self, revision: int) -> None:
         async def run(c: aetcd.Client) -> None:

@@ -16,7 +16,9 @@ else (the agent through agent.lean_imports). Two costs go:
   informer costs its process one buffer and the apiserver another (about forty in the
   apiserver of a three-node lab: 10 MB). A TLS record carries at most 16 KiB, so
   `TLS_READ_BUFFER_BYTES` still takes four records per read call: the same bytes, in
-  smaller chunks. Connections made after the import get it.
+  smaller chunks. Connections made after the import get it. (The apiserver serves on
+  uvloop, whose TLS reads into a buffer it does not zero-fill: only the pages a read
+  touches become resident.)
 
 In a process that imported aiohttp already, the first part changes nothing.
 """

@@ -196,6 +196,13 @@ async def test_concurrent_txns_each_stand_on_their_own_compares(store: Store, pr
         assert values[key] == (key, result.revision)  # the revision the txn reported
     assert values[taken][0] == "old" and values[stale][0] == 2
 
+    # reads batch too: each gets its own key's entry, or None
+    got = await asyncio.gather(*(store.get(k) for k in [*fresh, gone, taken, *fresh]))
+    expected = [(k, k, r.revision) for k, r in zip(fresh, created, strict=True)]
+    assert [(e.key, e.value["v"], e.revision) for e in got[:100] if e] == expected
+    assert got[100] is None and got[101] is not None and got[101].value["v"] == "old"
+    assert got[102:] == got[:100]
+
 
 async def test_concurrent_writes_commit_together(etcd_member: Member, prefix: str) -> None:
     """Writes that wait behind a commit in flight share the next one (and its revision),
