@@ -6,7 +6,7 @@ Connects to etcd (or memory for tests), makes sure the built-in objects exist (t
 With `--workers N` it forks N-1 more serving processes on the same port (see
 `WorkerPool`): more CPU for a machine with cores to spare; on 2 shared cores one
 process serves best (docs/performance.md). The event loop is uvloop's: its TLS and
-loop cost a create about 9% less CPU than asyncio's (bench/api.py).
+loop cost a create about 9% less CPU than asyncio's (docs/performance.md).
 """
 
 from __future__ import annotations
