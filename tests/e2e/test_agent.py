@@ -364,11 +364,17 @@ def test_probes_restart_unhealthy_and_unready_containers(agent_lab: AgentLab, ns
     # restarted at once after the first exit, then held back. By now the first back-off
     # (10 s) may have run out, so the crasher may be between a restart and its next
     # exit: wait for the back-off that follows.
+    seen: list[Any] = []
+
     def backing_off() -> Any:
         status = agent_lab.get("pod", "crasher", ns)["status"]["containerStatuses"][0]
+        seen.append(status)
         return status if "waiting" in status["state"] else None
 
-    crashing = wait_for(backing_off, 10, "the crasher backing off")
+    try:
+        crashing = wait_for(backing_off, 10, "the crasher backing off")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; its last status: {seen[-1] if seen else None}") from None
     assert crashing["restartCount"] >= 1
     assert crashing["state"]["waiting"]["reason"] == "CrashLoopBackOff"
     assert crashing["lastState"]["terminated"]["exitCode"] == 1
