@@ -219,7 +219,6 @@ async def test_concurrent_writes_commit_together(etcd_member: Member, prefix: st
             *(store.txn([Absent(same)], [(same, {"v": i})]) for i in range(10))
         )
         assert [r.succeeded for r in racing].count(True) == 1
-        assert len({r.revision for r in racing if r.succeeded}) == 1
     finally:
         await store.close()
 
