@@ -500,8 +500,10 @@ class PodSyncer:
         )
         with contextlib.suppress(Exception):  # the stream ends when stop() closes it
             for event in self._events_stream:
-                attributes = event.get("Actor", {}).get("Attributes", {})
+                actor = event.get("Actor", {})
+                attributes = actor.get("Attributes", {})
                 key = f"{attributes.get(LABEL_POD_NAMESPACE)}/{attributes.get(LABEL_POD_NAME)}"
+                self.runtime.container_died(str(actor.get("ID", "")))
                 self._loop.call_soon_threadsafe(self.queue.add, key)
 
     async def _housekeeping(self) -> None:

@@ -769,3 +769,32 @@ def test_pod_containers_are_inspected_again_only_when_their_state_changes(
     again = {c.id: c for c in runtime.pod_containers(uid)}
     assert again[sandbox.id] is first[sandbox.id]
     assert "terminated" in state_from_docker(main.id, again[main.id].attrs["State"])
+
+
+def test_a_died_container_is_inspected_even_while_the_list_still_says_running(
+    runtime: DockerRuntime, new_pod: Callable[..., dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Docker 20.10 sends a container's `die` event before its container list stops
+    saying `running`. A pod synced on that event must see the exit all the same,
+    not wait for the next periodic sync."""
+    pod = new_pod("died")
+    uid = pod["metadata"]["uid"]
+    sandbox = run_sandbox(runtime, pod, hosts=HOSTS, resolv_conf=RESOLV)
+    main = run_container(runtime, pod, dict(SLEEPER), sandbox, env={})
+    runtime.pod_containers(uid)  # both inspected while running
+    runtime.client.api.kill(main.id)
+    eventually(
+        lambda: runtime.client.api.inspect_container(main.id)["State"]["Status"] != "running"
+    )
+    listed = runtime.client.api.containers
+
+    def list_from_before_the_exit(*args: object, **kwargs: object) -> list[dict]:
+        return [{**c, "State": "running"} for c in listed(*args, **kwargs)]
+
+    monkeypatch.setattr(runtime.client.api, "containers", list_from_before_the_exit)
+    stale = {c.id: c for c in runtime.pod_containers(uid)}
+    assert stale[main.id].status == "running"  # the list alone cannot tell
+    runtime.container_died(main.id)
+    fresh = {c.id: c for c in runtime.pod_containers(uid)}
+    assert "terminated" in state_from_docker(main.id, fresh[main.id].attrs["State"])
+    assert fresh[sandbox.id] is stale[sandbox.id]  # the others are not inspected again
