@@ -325,12 +325,14 @@ class ApiServer:
                 return self._respond_objects(request, target.res, [obj], single=True)
             if _flag(request, "watch"):
                 return await self._watch(request, target)
-            items, rev = await self.registry.list_objects(
-                target.res,
-                target.namespace,
+            selectors = (
                 request.query.get("labelSelector", ""),
                 request.query.get("fieldSelector", ""),
             )
+            if not _wants_table(request):
+                listed = await self.registry.list_json(target.res, target.namespace, *selectors)
+                return web.Response(body=listed, content_type="application/json")
+            items, rev = await self.registry.list_objects(target.res, target.namespace, *selectors)
             return self._respond_list(request, target.res, items, rev)
         if method == "POST":
             body = await _read_json(request)

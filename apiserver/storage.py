@@ -17,7 +17,7 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import aetcd
 import aetcd.exceptions
@@ -63,6 +63,18 @@ class Entry:
     revision: int  # mod_revision
 
 
+class Stored(NamedTuple):
+    """A value as the store holds it (the JSON `encode` made), at its mod_revision."""
+
+    key: str
+    raw: bytes
+    revision: int
+
+
+def decoded(stored: Sequence[Stored]) -> list[Entry]:
+    return [Entry(s.key, decode(s.raw, s.revision), s.revision) for s in stored]
+
+
 @dataclass
 class WatchEvent:
     """One change, decoded only when read and then once: a shared watch hands the same
@@ -92,6 +104,9 @@ class TxnResult:
 
 class Store(Protocol):
     async def get(self, key: str) -> Entry | None: ...
+
+    async def list_raw(self, prefix: str) -> tuple[list[Stored], int]:
+        """`list` without decoding: a list sent as it is stored decodes nothing."""
 
     async def list(self, prefix: str) -> tuple[list[Entry], int]: ...
 
@@ -182,13 +197,17 @@ class MemoryStore:
         v = self._data.get(key)
         return Entry(key, decode(v.raw, v.revision), v.revision) if v else None
 
-    async def list(self, prefix: str) -> tuple[list[Entry], int]:
-        entries = [
-            Entry(k, decode(v.raw, v.revision), v.revision)
+    async def list_raw(self, prefix: str) -> tuple[list[Stored], int]:
+        stored = [
+            Stored(k, v.raw, v.revision)
             for k, v in sorted(self._data.items())
             if k.startswith(prefix)
         ]
-        return entries, self._revision
+        return stored, self._revision
+
+    async def list(self, prefix: str) -> tuple[list[Entry], int]:
+        stored, revision = await self.list_raw(prefix)
+        return decoded(stored), revision
 
     async def txn(
         self,
@@ -482,13 +501,14 @@ class EtcdStore:
         entry: Entry | None = await self._reads.submit(_WaitingGet(key))
         return entry
 
-    async def list(self, prefix: str) -> tuple[list[Entry], int]:
+    async def list_raw(self, prefix: str) -> tuple[list[Stored], int]:
         rng = await self._call(lambda c: c.get_prefix(prefix.encode()))
-        entries = [
-            Entry(kv.key.decode(), decode(kv.value, kv.mod_revision), kv.mod_revision)
-            for kv in rng.kvs
-        ]
-        return entries, rng.header.revision
+        stored = [Stored(kv.key.decode(), kv.value, kv.mod_revision) for kv in rng.kvs]
+        return stored, rng.header.revision
+
+    async def list(self, prefix: str) -> tuple[list[Entry], int]:
+        stored, revision = await self.list_raw(prefix)
+        return decoded(stored), revision
 
     async def txn(
         self,

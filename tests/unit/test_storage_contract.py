@@ -29,6 +29,7 @@ from apiserver.storage import (
     Store,
     Unavailable,
     WatchEvent,
+    decode,
 )
 from minikube_py.etcd import Member, find_etcd, start_member, wait_healthy
 from minikube_py.lab import free_port
@@ -111,6 +112,12 @@ async def test_get_and_list_report_revisions(store: Store, prefix: str) -> None:
         (prefix + "b", b.revision),
     ]
     assert at == b.revision
+
+    stored, raw_at = await store.list_raw(prefix)
+    assert raw_at == at
+    assert [(s.key, decode(s.raw, s.revision), s.revision) for s in stored] == [
+        (e.key, e.value, e.revision) for e in entries
+    ]
 
     other = await store.txn([], [(prefix + "z/elsewhere", {"v": 3})])
     entries, at = await store.list(prefix + "a")
