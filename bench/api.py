@@ -6,6 +6,8 @@ through the apiserver (HTTPS, bearer token, the project's async REST client) and
 their raw peer straight on etcd through aetcd, with values of the same JSON size:
 
     create  POST a ConfigMap            vs  aetcd put of the stored JSON
+    floor   POST a ConfigMap to bench/floor_server.py (the apiserver's HTTP and store
+            layers alone: the most its creates could reach here)  vs  the same puts
     get     GET one ConfigMap           vs  aetcd get of one key
     list    LIST a namespace of 100     vs  aetcd get_prefix of 100 keys
     watch   events delivered to N watchers of one namespace while a writer puts
@@ -29,18 +31,21 @@ import asyncio
 import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import aetcd
 
 from minikube_py.client import ApiException, Client, Credentials
-from minikube_py.lab import Lab, private_lab
+from minikube_py.lab import Lab, free_port, private_lab
 
 CONCURRENCY = (1, 10, 50)
 LIST_SIZE = 100
@@ -165,21 +170,33 @@ async def watch_fanout(
 # ------------------------------------------------------------------ the two sides
 
 
+@dataclass
+class Server:
+    """An HTTPS server the bench measures: its client and its CPU meter."""
+
+    api: Client
+    meter: CpuMeter
+
+
 class Bench:
-    def __init__(self, api: Client, etcd: aetcd.Client, scale: float, meter: CpuMeter) -> None:
-        self.api = api
+    def __init__(self, ours: Server, floor: Server, etcd: aetcd.Client, scale: float) -> None:
+        self.api = ours.api
+        self.server = ours
+        self.floor_server = floor
         self.etcd = etcd
         self.scale = scale
-        self.meter = meter
         self.run_id = uuid.uuid4().hex[:6]
 
-    async def ours(self, clients: int, phase: Awaitable[Result]) -> Result:
-        """One phase through the apiserver, with the CPU it cost. Its `clients`
-        connections are opened first: a TLS handshake is not part of any operation
-        (the raw peer's one gRPC channel is open too)."""
-        await asyncio.gather(*(self.api.request("GET", "/version") for _ in range(clients)))
-        started = self.meter.start()
-        return self.meter.stop(started, await phase)
+    async def ours(
+        self, clients: int, phase: Awaitable[Result], server: Server | None = None
+    ) -> Result:
+        """One phase through the apiserver (or `server`), with the CPU it cost. Its
+        `clients` connections are opened first: a TLS handshake is not part of any
+        operation (the raw peer's one gRPC channel is open too)."""
+        server = server or self.server
+        await asyncio.gather(*(server.api.request("GET", "/version") for _ in range(clients)))
+        started = server.meter.start()
+        return server.meter.stop(started, await phase)
 
     def n(self, base: int) -> int:
         return max(10, int(base * self.scale))
@@ -209,6 +226,21 @@ class Bench:
             clients, total, lambda i: self.etcd.put(f"{prefix}{i}".encode(), value)
         )
         return ours, raw
+
+    async def floor(self, clients: int, value: bytes) -> tuple[Result, Result]:
+        ns = f"floor-{clients}-{self.run_id}"
+        total = self.n(2000)
+        api = self.floor_server.api
+        floor = await self.ours(
+            clients,
+            run_concurrently(clients, total, lambda i: api.create(config_map(ns, f"cm-{i}"))),
+            self.floor_server,
+        )
+        prefix = f"/raw/floor-{clients}-{self.run_id}/"
+        raw = await run_concurrently(
+            clients, total, lambda i: self.etcd.put(f"{prefix}{i}".encode(), value)
+        )
+        return floor, raw
 
     async def get(self, clients: int, value: bytes) -> tuple[Result, Result]:
         ns = f"create-{clients}-{self.run_id}"  # the objects the create phase made
@@ -295,29 +327,77 @@ class Bench:
 # ------------------------------------------------------------------ main
 
 
+def start_floor_server(lab: Lab) -> tuple[subprocess.Popen[bytes], int]:
+    """bench/floor_server.py on the lab's etcd, certificate and tokens."""
+    port = free_port()
+    pki = lab.home / "pki"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("floor_server.py")),
+            "--etcd-servers",
+            lab.etcd_servers(),
+            "--secure-port",
+            str(port),
+            "--tls-cert-file",
+            str(pki / "apiserver.crt"),
+            "--tls-private-key-file",
+            str(pki / "apiserver.key"),
+            "--token-file",
+            str(lab.home / "tokens"),
+        ]
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("bench/floor_server.py did not start") from None
+            time.sleep(0.1)
+
+
 async def measure(lab: Lab, scale: float) -> list[tuple[str, int, Result, Result]]:
     assert lab.kubeconfig_path is not None
     creds = Credentials.from_kubeconfig(lab.kubeconfig_path)
     rows: list[tuple[str, int, Result, Result]] = []
-    async with (
-        Client(creds, user_agent="bench") as api,
-        aetcd.Client(host="127.0.0.1", port=lab.config.etcd_client_port) as etcd,
-    ):
-        server_pid = lab.pid("apiserver")
-        assert server_pid is not None
-        bench = Bench(api, etcd, scale, CpuMeter(server_pid))
-        value = await bench.stored_json()
-        await bench.fill_list_namespace(value)
-        for name in ("create", "get", "list", "watch"):
-            for clients in CONCURRENCY:
-                try:
-                    ours, raw = await getattr(bench, name)(clients, value)
-                except (ApiException, RuntimeError, TimeoutError) as e:
-                    print(f"{name} at {clients} clients failed: {e!r}")
-                    continue
-                rows.append((name, clients, ours, raw))
-                print(f"  {name:6} x{clients:<3} done", flush=True)
+    floor_proc, floor_port = start_floor_server(lab)
+    floor_creds = replace(creds, server=f"https://127.0.0.1:{floor_port}")
+    try:
+        async with (
+            Client(creds, user_agent="bench") as api,
+            Client(floor_creds, user_agent="bench") as floor_api,
+            aetcd.Client(host="127.0.0.1", port=lab.config.etcd_client_port) as etcd,
+        ):
+            server_pid = lab.pid("apiserver")
+            assert server_pid is not None
+            bench = Bench(
+                Server(api, CpuMeter(server_pid)),
+                Server(floor_api, CpuMeter(floor_proc.pid)),
+                etcd,
+                scale,
+            )
+            await run_phases(bench, rows)
+    finally:
+        floor_proc.terminate()
+        floor_proc.wait()
     return rows
+
+
+async def run_phases(bench: Bench, rows: list[tuple[str, int, Result, Result]]) -> None:
+    value = await bench.stored_json()
+    await bench.fill_list_namespace(value)
+    for name in ("create", "floor", "get", "list", "watch"):
+        for clients in CONCURRENCY:
+            try:
+                ours, raw = await getattr(bench, name)(clients, value)
+            except (ApiException, RuntimeError, TimeoutError) as e:
+                print(f"{name} at {clients} clients failed: {e!r}")
+                continue
+            rows.append((name, clients, ours, raw))
+            print(f"  {name:6} x{clients:<3} done", flush=True)
 
 
 def print_table(rows: list[tuple[str, int, Result, Result]]) -> None:
@@ -335,6 +415,8 @@ def print_table(rows: list[tuple[str, int, Result, Result]]) -> None:
             f"{ours.cpu_per_op(ours.server_cpu):>9.2f}{ours.cpu_per_op(ours.client_cpu):>8.2f}"
         )
     print("ratio = our throughput / raw etcd throughput (higher is better, 1.0 = parity)")
+    print("floor = creates through bench/floor_server.py: the apiserver's HTTP and store layers")
+    print("        alone, the most its creates could reach on this machine")
     print("api cpu, client = CPU ms per operation of ours: the apiserver's, this client's")
 
 
