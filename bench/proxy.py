@@ -5,7 +5,8 @@ running `busybox httpd` and a client "pod"), then for each mode and each Service
 (every Service with 2 endpoints; one real target Service whose endpoints are the two
 pods):
 - full sync time (render + one atomic apply; planning timed apart),
-- time to add one Service when that many exist (a partial sync; median of 5),
+- time to add one Service when that many exist, to change one Service's endpoints and
+  to remove one Service (partial syncs; medians of 5),
 - TCP connect latency through the target's ClusterIP from the node (p50/p99): the
   proxy decides on the SYN, so connect() time is what the ruleset costs,
 - requests/s through the ClusterIP and straight to the pod IPs (new connection each), from
@@ -34,7 +35,7 @@ from typing import Any
 
 from pyroute2.netns import popns, pushns
 
-from agent.proxy import NodeFacts, Plan, Proxier, build_plan, plan_service
+from agent.proxy import NodeFacts, Plan, Proxier, ServicePort, build_plan, plan_service
 from agent.proxy.apply import Mode
 
 FACTS = NodeFacts("node-a")
@@ -235,6 +236,8 @@ class Figures:
     full_s: float
     rules: int
     add_one_s: float
+    endpoints_s: float  # one Service's endpoints replaced
+    remove_s: float
     connect_p50_ms: float
     connect_p99_ms: float
 
@@ -247,7 +250,13 @@ def measure(mode: Mode, node: str, count: int, connects: int) -> Figures:
     proxier = Proxier(mode, FACTS, node)  # new Proxier: its first sync is a full one
     try:
         full = proxier.sync(plan)
-        adds = []
+
+        def partial(key: str, ports: tuple[ServicePort, ...]) -> float:
+            result = proxier.sync({key: ports})
+            assert not result.full
+            return result.duration_seconds
+
+        adds, changes, removals = [], [], []
         for k in range(5):
             name = f"extra-{k}"
             ports = plan_service(
@@ -255,9 +264,18 @@ def measure(mode: Mode, node: str, count: int, connects: int) -> Figures:
                 [endpoint_slice(name, ["10.252.0.1", "10.252.0.2"])],
                 FACTS,
             )
-            result = proxier.sync({f"bench/{name}": ports})
-            assert not result.full
-            adds.append(result.duration_seconds)
+            adds.append(partial(f"bench/{name}", ports))
+            # one endpoint of an existing Service replaced, as when a pod is replaced
+            name = f"svc-{k:05d}"
+            ips = [f"10.253.0.{k + 1}", f"10.251.{k // 250}.{1 + k % 250}"]
+            ports = plan_service(
+                service(name, f"10.96.{1 + k // 250}.{1 + k % 250}"),
+                [endpoint_slice(name, ips)],
+                FACTS,
+            )
+            changes.append(partial(f"bench/{name}", ports))
+        for k in range(5):
+            removals.append(partial(f"bench/extra-{k}", ()))
     finally:
         proxier.close()
     samples = [connect_seconds(node, TARGET_IP, 80) for _ in range(connects)]
@@ -266,6 +284,8 @@ def measure(mode: Mode, node: str, count: int, connects: int) -> Figures:
         full.duration_seconds,
         full.rules,
         statistics.median(adds),
+        statistics.median(changes),
+        statistics.median(removals),
         percentile(samples, 0.5) * 1000,
         percentile(samples, 0.99) * 1000,
     )
@@ -292,6 +312,8 @@ def main() -> None:
                     f"{mode:9} {count:>6} services: plan {f.plan_s * 1000:8.1f} ms  "
                     f"full sync {f.full_s * 1000:8.1f} ms ({f.rules} rules)  "
                     f"add one {f.add_one_s * 1000:7.1f} ms  "
+                    f"endpoints {f.endpoints_s * 1000:7.1f} ms  "
+                    f"remove one {f.remove_s * 1000:7.1f} ms  "
                     f"connect p50 {f.connect_p50_ms:.3f} ms p99 {f.connect_p99_ms:.3f} ms",
                     flush=True,
                 )
@@ -316,14 +338,17 @@ def main() -> None:
         print(
             f"{mode:9} connect p50 {large}/{small} services: "
             f"{f_large.connect_p50_ms / f_small.connect_p50_ms:.2f}x   add one at {large}: "
-            f"{f_large.add_one_s * 1000:.1f} ms (goal < 20 ms; kube-proxy nftables ~141 ms)"
+            f"{f_large.add_one_s * 1000:.1f} ms (goal < 20 ms; kube-proxy nftables ~141 ms)  "
+            f"endpoints at {large}: {f_large.endpoints_s * 1000:.1f} ms  "
+            f"remove one at {large}: {f_large.remove_s * 1000:.1f} ms"
         )
     if set(modes) == {"nftables", "iptables"}:
         for count in sizes:
             n, i = results["nftables", count], results["iptables", count]
             print(
                 f"iptables/nftables at {count:>6}: full sync {i.full_s / n.full_s:.2f}x  "
-                f"add one {i.add_one_s / n.add_one_s:.2f}x  connect p50 "
+                f"add one {i.add_one_s / n.add_one_s:.2f}x  "
+                f"endpoints {i.endpoints_s / n.endpoints_s:.2f}x  connect p50 "
                 f"{i.connect_p50_ms / n.connect_p50_ms:.2f}x"
             )
 

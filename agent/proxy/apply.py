@@ -12,12 +12,15 @@ elements per map differing from what the plan implies). iptables commands run un
 namespace (the nft context's thread).
 
 Costs to know (nft 1.0.6, kernel 6.18, 10k Services = 30k chains): a partial sync that
-adds a Service costs ~0.1 s however small it is, two thirds of it the kernel
-re-validating the table's whole jump graph (every chain behind the verdict maps) on each
-commit that adds a jump, goto or NAT rule; deletions also make libnftables re-read
-every chain first. Batch changes into one `sync`. A full nftables sync rebuilds the
-table, which also forgets ClientIP affinity; the drift check lists the table (seconds
-at 10k), so run it at resync periods, not per change.
+adds a Service costs ~15-20 ms, most of it the kernel re-validating the changed table's
+whole jump graph (every chain behind its verdict maps) on each commit that adds a jump,
+goto or NAT rule. Any deletion also makes libnftables re-read every chain first (~60
+ms), so a partial nftables sync leaves the chains it no longer uses flushed, to be
+deleted by a later sync that deletes something anyway, or by `resync`: an endpoint
+change then costs ~13 ms instead of ~80; a Service's removal still pays for its map
+elements. Batch changes into one `sync`. A full nftables sync rebuilds the tables,
+which also forgets ClientIP affinity; the drift check lists the tables (seconds at
+10k), so run it at resync periods, not per change.
 """
 
 import json
@@ -55,6 +58,7 @@ class Backend(Protocol):
         self, previous: Plan, current: Plan, changed: Iterable[str], node: NodeFacts
     ) -> str: ...
     def apply(self, text: str, full: bool) -> None: ...
+    def collect_garbage(self) -> None: ...
     def expected_shape(self, plan: Plan, node: NodeFacts) -> Shape: ...
     def observed_shape(self) -> Shape | None: ...
     def rule_count(self, ports: Iterable[ServicePort], node: NodeFacts) -> int: ...
@@ -63,9 +67,16 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+# Retired chains (see nftables.NftPartial) wait for a sync that deletes something anyway,
+# or for the periodic resync, unless this many pile up first.
+RETIRED_CHAINS_MAX = 1000
+
+
 class NftablesBackend:
     def __init__(self, netns: str | None) -> None:
         self._nft = Nft(netns)
+        self._retired: set[nftables.Chain] = set()  # in the kernel, flushed, unused
+        self._retired_after_apply: set[nftables.Chain] = set()
 
     def _run(self, text: str, json: bool = False) -> str:
         try:
@@ -79,13 +90,28 @@ class NftablesBackend:
     def render_partial(
         self, previous: Plan, current: Plan, changed: Iterable[str], node: NodeFacts
     ) -> str:
-        return nftables.render_nftables_partial(previous, current, changed, node)
+        partial = nftables.render_nftables_partial(previous, current, changed, node)
+        retired = (self._retired - partial.revived) | partial.retired
+        script = partial.script
+        if retired and (nftables.loads_every_chain(script) or len(retired) >= RETIRED_CHAINS_MAX):
+            script += nftables.render_chain_deletions(retired)
+            retired = set()
+        self._retired_after_apply = retired
+        return script
 
     def apply(self, text: str, full: bool) -> None:
         self._run(text)
+        self._retired = set() if full else self._retired_after_apply
+
+    def collect_garbage(self) -> None:
+        if self._retired:
+            self._run(nftables.render_chain_deletions(self._retired))
+            self._retired = set()
 
     def expected_shape(self, plan: Plan, node: NodeFacts) -> Shape:
-        return nftables.expected_shape(plan, node)
+        shape = nftables.expected_shape(plan, node)
+        shape.update({f"chain {table} {chain}": 0 for table, chain in self._retired})
+        return shape
 
     def observed_shape(self) -> Shape | None:
         shape: Shape = {}
@@ -111,6 +137,7 @@ class NftablesBackend:
 
     def remove(self) -> None:
         self._run("".join(f"add table ip {t}\ndelete table ip {t}\n" for t in nftables.TABLES))
+        self._retired = set()
 
     def close(self) -> None:
         self._nft.close()
@@ -141,6 +168,9 @@ class IptablesBackend:
                     run(["iptables", "-t", table, "-C", builtin, *rule], self.netns)
                 except ApplyError:
                     run(["iptables", "-t", table, "-I", builtin, "1", *rule], self.netns)
+
+    def collect_garbage(self) -> None:
+        pass  # a partial iptables-restore deletes its chains at once, at no extra cost
 
     def expected_shape(self, plan: Plan, node: NodeFacts) -> Shape:
         return iptables.expected_shape(plan, node)
@@ -286,7 +316,13 @@ class Proxier:
         return self._backend.observed_shape() != expected
 
     def resync(self) -> SyncResult | None:
-        """The periodic check: a full sync when one is due or the kernel drifted."""
+        """The periodic check: a full sync when one is due or the kernel drifted;
+        otherwise the chains partial syncs retired are deleted now."""
         if self._full_due or self.drifted():
             return self.full_sync()
+        try:
+            self._backend.collect_garbage()
+        except ApplyError:
+            self._full_due = True
+            raise
         return None

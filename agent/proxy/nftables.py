@@ -30,11 +30,14 @@ Every Service port contributes an `NftFragment` (its chains, affinity sets and m
 elements). A full render deletes and rebuilds every table, the base plus the fragments,
 in one transaction; a partial render diffs the old and new fragments of the changed
 Services only, in their tables, so its size does not grow with the number of Services.
+The chains a partial render no longer uses are flushed but left for later deletion, in
+batches (`NftPartial`).
 
 The script's shape decides nft's work (nft 1.0.6): rules are written as `add chain T C
 { rule; rule; }` and map elements as `add map T M { type …; elements = { … } }`, for which
 nft loads only the table into its cache, where `add rule` / `add element` make it load
-every chain in the namespace first (~60 ms at 30k chains). Deletions still need them.
+every chain in the namespace first (~60 ms at 30k chains). Deletions still need them:
+a Service's removal pays it, an endpoint change does not (its retired chains wait).
 """
 
 import base64
@@ -344,13 +347,29 @@ def render_nftables(services: Iterable[Obj], endpointslices: Iterable[Obj], node
     return render_nftables_plan(build_plan(services, endpointslices, node), node)
 
 
+Chain = tuple[str, str]  # (table, chain name)
+
+
+@dataclass(frozen=True)
+class NftPartial:
+    """A partial sync's script, and the chains it leaves behind: a chain no longer used
+    is flushed (nothing refers to it any more) but stays, since deleting one makes nft
+    1.0.6 load every chain of the namespace first (~60 ms at 10k Services), where the
+    rest of an endpoint change costs ~13 ms. `render_chain_deletions` removes such
+    chains later, many at a time."""
+
+    script: str
+    retired: frozenset[Chain] = frozenset()  # chains now flushed and unused
+    revived: frozenset[Chain] = frozenset()  # chains (re)filled, retired ones included
+
+
 def _table_changes(
     table: str, previous: Plan, current: Plan, keys: list[str], node: NodeFacts
-) -> list[str]:
+) -> tuple[list[str], set[str], set[str]]:
+    """The commands for `keys` in `table`, the chains they retire and those they fill."""
     old = plan_fragment((sp for k in keys for sp in previous.get(k, ())), node)
     new = plan_fragment((sp for k in keys for sp in current.get(k, ())), node)
     stale_sets = {n for n, t in old.affinity_sets.items() if new.affinity_sets.get(n) != t}
-    stale_chains = sorted(set(old.chains) - set(new.chains))
     # Order matters inside the transaction: drop references (elements, then rules)
     # before deleting what they point at, create before referring.
     lines = _delete_elements(table, old.elements - new.elements)
@@ -365,24 +384,39 @@ def _table_changes(
         lines += [f"add chain ip {table} {chain}", f"flush chain ip {table} {chain}"]
     lines += _rule_commands(table, new.chains)
     lines += _add_elements(table, new.elements - old.elements)
-    lines += [f"delete chain ip {table} {chain}" for chain in stale_chains]
-    return lines
+    return lines, set(old.chains) - set(new.chains), set(new.chains)
 
 
 def render_nftables_partial(
     previous: Plan, current: Plan, changed: Iterable[str], node: NodeFacts
-) -> str:
+) -> NftPartial:
     """Only the Services in `changed` ("namespace/name"): their chains are rewritten and
     their map elements replaced, in their own tables; everything else is left alone.
-    Assumes the tables hold `previous` (any failure calls for a full render)."""
+    Assumes the tables hold `previous` (any failure calls for a full render), plus
+    perhaps retired chains (see `NftPartial`)."""
     keys = {k for k in set(changed) if previous.get(k) != current.get(k)}
-    lines = [
-        line
-        for table, table_keys in _by_table(keys).items()
-        if table_keys
-        for line in _table_changes(table, previous, current, table_keys, node)
-    ]
-    return "\n".join(lines) + "\n" if lines else ""
+    lines: list[str] = []
+    retired: set[Chain] = set()
+    revived: set[Chain] = set()
+    for table, table_keys in _by_table(keys).items():
+        if table_keys:
+            commands, unused, filled = _table_changes(table, previous, current, table_keys, node)
+            lines += commands
+            retired |= {(table, chain) for chain in unused}
+            revived |= {(table, chain) for chain in filled}
+    script = "\n".join(lines) + "\n" if lines else ""
+    return NftPartial(script, frozenset(retired), frozenset(revived))
+
+
+def render_chain_deletions(chains: Iterable[Chain]) -> str:
+    """Delete retired chains (flushed, and referred to by nothing)."""
+    return "".join(f"delete chain ip {table} {chain}\n" for table, chain in sorted(chains))
+
+
+def loads_every_chain(script: str) -> bool:
+    """Does nft 1.0.6 load every chain of the namespace to run `script`? (Any deletion
+    does; then deleting retired chains in the same transaction costs nothing more.)"""
+    return script.startswith("delete ") or "\ndelete " in script
 
 
 def expected_shape(plan: Plan, node: NodeFacts) -> Shape:

@@ -29,7 +29,7 @@ import pytest
 from pyroute2.netns import popns, pushns
 
 from agent.proxy import ApplyError, NodeFacts, Proxier, build_plan, nftables, plan_service
-from agent.proxy.apply import Mode
+from agent.proxy.apply import Mode, run
 from agent.proxy.conntrack import delete_flows
 
 pytestmark = pytest.mark.e2e
@@ -305,6 +305,55 @@ def test_flushed_rules_are_drift_and_a_resync_repairs_them(lab: Lab) -> None:
     assert result is not None and result.full
     assert not lab.proxier.drifted()
     assert answers(lab.node, WEB) == {"p1", "p2", "p3"}
+
+
+def test_an_endpoint_change_retires_chains_and_a_resync_deletes_them(lab: Lab) -> None:
+    """nftables flushes the chains of endpoints that leave but deletes them later (a
+    deletion makes nft load every chain first): they are no drift, and the periodic
+    resync, or the next sync that deletes anything anyway, removes them. iptables-restore
+    deletes them at once."""
+    web = SERVICES[0]
+    nft = lab.proxier.mode == "nftables"
+
+    def chains() -> int:
+        if nft:
+            listing = run(["nft", "list", "ruleset"], lab.node)
+            return sum(line.strip().startswith("chain ") for line in listing.splitlines())
+        listing = run(["iptables-save", "-t", "nat"], lab.node)
+        return sum(line.startswith(":") for line in listing.splitlines())
+
+    def planned() -> int:
+        """The chains a full sync of the current plan would leave (nftables)."""
+        shape = nftables.expected_shape(lab.proxier.plan, FACTS)
+        return sum(key.startswith("chain ") for key in shape)
+
+    def web_with(pods: list[str]) -> None:
+        ports = plan_service(web, [endpoint_slice("web", pods)], FACTS)
+        assert not lab.proxier.sync({"default/web": ports}).full
+
+    before = chains()
+    web_with(["p2"])
+    assert answers(lab.node, WEB, tries=10) == {"p2"}
+    assert not lab.proxier.drifted()
+    changed = chains()
+    assert lab.proxier.resync() is None  # no full sync
+    if nft:
+        assert changed == before  # the retired chains are still there, empty
+        assert chains() == planned() < before
+    else:
+        assert chains() == changed < before
+    assert not lab.proxier.drifted()
+
+    web_with(["p1", "p2", "p3"])
+    web_with(["p3"])
+    # a sync that deletes map elements (the Service goes) deletes retired chains with it
+    assert not lab.proxier.sync({"default/web": ()}).full
+    if nft:
+        assert chains() == planned()
+    assert not lab.proxier.drifted()
+    lab.proxier.sync({"default/web": plan_service(web, [SLICES[0]], FACTS)})
+    assert answers(lab.node, WEB) == {"p1", "p2", "p3"}
+    assert chains() == before
 
 
 def test_udp_client_moves_when_its_endpoint_leaves(lab: Lab) -> None:

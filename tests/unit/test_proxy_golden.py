@@ -13,7 +13,12 @@ import yaml
 
 from agent.proxy.iptables import render_iptables, render_iptables_partial, render_iptables_removal
 from agent.proxy.model import NodeFacts, build_plan, plan_service
-from agent.proxy.nftables import render_nftables, render_nftables_partial, shard_table
+from agent.proxy.nftables import (
+    render_chain_deletions,
+    render_nftables,
+    render_nftables_partial,
+    shard_table,
+)
 
 GOLDEN = Path(__file__).parent / "golden/proxy"
 FIXTURE = yaml.safe_load((GOLDEN / "fixture.yaml").read_text())
@@ -60,7 +65,8 @@ def test_iptables_full_golden() -> None:
 
 
 def test_nftables_partial_golden() -> None:
-    check_golden("nftables-partial.nft", render_nftables_partial(*partial_change(), NODE))
+    partial = render_nftables_partial(*partial_change(), NODE)
+    check_golden("nftables-partial.nft", partial.script + render_chain_deletions(partial.retired))
 
 
 def test_iptables_partial_golden() -> None:
@@ -74,16 +80,22 @@ def test_services_without_rules_leave_no_trace(render: Callable[..., str]) -> No
 
 
 def test_nftables_partial_touches_only_the_changed_services() -> None:
-    text = render_nftables_partial(*partial_change(), NODE)
+    partial = render_nftables_partial(*partial_change(), NODE)
+    text = partial.script
     assert "default/np/" not in text and "default/lb-local/" not in text
-    assert f"delete chain ip {shard_table('default/sticky')} service-" in text  # sticky's goes
+    sticky = shard_table("default/sticky")
+    # sticky's chains are flushed and retired, not deleted, in this transaction
+    retired = {chain for table, chain in partial.retired if table == sticky}
+    assert retired and all(f"flush chain ip {sticky} {chain}" in text for chain in retired)
+    assert "delete chain" not in text
     assert "10.96.0.30 . tcp . 80 : goto service-" in text  # new one is dispatched
     assert "10.96.0.20 . tcp . 80 : goto reject-chain" in text  # web now rejects
+    assert not partial.retired & partial.revived
 
 
 def test_partial_of_nothing_is_empty_for_nftables() -> None:
     plan = build_plan(SERVICES, SLICES, NODE)
-    assert render_nftables_partial(plan, plan, ["default/web"], NODE) == ""
+    assert render_nftables_partial(plan, plan, ["default/web"], NODE).script == ""
 
 
 def test_iptables_removal_deletes_only_our_chains() -> None:

@@ -262,10 +262,15 @@ def test_partial_sync_leaves_what_a_full_sync_would(
         return [c.split(":")[-1] for c in ipt_state(netns) if c.startswith("*nat :")]
 
     apply_nft(partial_ns, nftables.render_nftables_plan(previous, NODE))
-    apply_nft(
-        partial_ns, nftables.render_nftables_partial(previous, current, changed, NODE) or "\n"
-    )
+    partial = nftables.render_nftables_partial(previous, current, changed, NODE)
+    apply_nft(partial_ns, partial.script or "\n")
     apply_nft(full_ns, nftables.render_nftables_plan(current, NODE))
+    # the chains it retired are what it leaves beyond a full sync: empty, until deleted
+    retired = {f"chain {table} {chain}" for table, chain in partial.retired}
+    left = nft_state(partial_ns)
+    assert {k: v for k, v in left.items() if k not in retired} == nft_state(full_ns)
+    assert all(left[k] == [] for k in retired)
+    apply_nft(partial_ns, nftables.render_chain_deletions(partial.retired) or "\n")
     assert nft_state(partial_ns) == nft_state(full_ns)
 
     apply_ipt(partial_ns, iptables.render_iptables_plan(previous, NODE, existing(partial_ns)))
