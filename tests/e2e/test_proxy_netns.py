@@ -308,10 +308,9 @@ def test_flushed_rules_are_drift_and_a_resync_repairs_them(lab: Lab) -> None:
 
 
 def test_an_endpoint_change_retires_chains_and_a_resync_deletes_them(lab: Lab) -> None:
-    """nftables flushes the chains of endpoints that leave but deletes them later (a
-    deletion makes nft load every chain first): they are no drift, and the periodic
-    resync, or the next sync that deletes anything anyway, removes them. iptables-restore
-    deletes them at once."""
+    """nftables flushes the chains of endpoints (or Services) that leave but deletes them
+    later (a deletion makes nft load every chain first): they are no drift, and the
+    periodic resync removes them. iptables-restore deletes them at once."""
     web = SERVICES[0]
     nft = lab.proxier.mode == "nftables"
 
@@ -346,11 +345,15 @@ def test_an_endpoint_change_retires_chains_and_a_resync_deletes_them(lab: Lab) -
 
     web_with(["p1", "p2", "p3"])
     web_with(["p3"])
-    # a sync that deletes map elements (the Service goes) deletes retired chains with it
-    assert not lab.proxier.sync({"default/web": ()}).full
+    assert not lab.proxier.sync({"default/web": ()}).full  # the Service goes
+    with pytest.raises(TimeoutError):  # no rule for its address any more
+        get(lab.node, WEB, timeout=0.5)
+    if nft:
+        assert chains() > planned()  # its chains too are retired
+    assert not lab.proxier.drifted()
+    assert lab.proxier.resync() is None
     if nft:
         assert chains() == planned()
-    assert not lab.proxier.drifted()
     lab.proxier.sync({"default/web": plan_service(web, [SLICES[0]], FACTS)})
     assert answers(lab.node, WEB) == {"p1", "p2", "p3"}
     assert chains() == before

@@ -82,7 +82,11 @@ def test_services_without_rules_leave_no_trace(render: Callable[..., str]) -> No
 def test_nftables_partial_touches_only_the_changed_services() -> None:
     partial = render_nftables_partial(*partial_change(), NODE)
     text = partial.script
-    assert "default/np/" not in text and "default/lb-local/" not in text
+    chains = {line.split()[4] for line in text.splitlines() if line.split()[1] == "chain"}
+    assert not any("default/np/" in c or "default/lb-local/" in c for c in chains)
+    # a map that loses elements is refilled whole: lb-local shares web's table
+    assert "flush map ip mkpy-proxy-1 service-ips" in text and "delete element" not in text
+    assert shard_table("default/lb-local") == shard_table("default/web") == "mkpy-proxy-1"
     sticky = shard_table("default/sticky")
     # sticky's chains are flushed and retired, not deleted, in this transaction
     retired = {chain for table, chain in partial.retired if table == sticky}
