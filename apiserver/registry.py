@@ -46,6 +46,7 @@ from apiserver.storage import (
 from apiserver.watchcache import WatchCache
 from apiserver.watchhub import Change, Delivery, Kind, WatchHub
 from minikube_py.api import defaults, labels, validation
+from minikube_py.api.names import random_suffix
 from minikube_py.api.resources import BY_KIND, Resource
 from minikube_py.api.timestamps import now_rfc3339, rfc3339
 from minikube_py.api.types import Obj, clone
@@ -231,7 +232,7 @@ class Registry:
                         }
                     ],
                 )
-            md["name"] = md["generateName"] + uuid.uuid4().hex[:5]
+            md["name"] = md["generateName"] + random_suffix()
         namespace_guard = (
             await self._open_namespace(res, md["name"], md["namespace"]) if res.namespaced else None
         )

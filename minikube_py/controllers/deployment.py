@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from minikube_py.api.names import SAFE_CHARS
 from minikube_py.api.timestamps import rfc3339
 from minikube_py.api.types import Obj, clone
 from minikube_py.controllers.common import (
@@ -47,11 +48,22 @@ from minikube_py.controllers.common import (
 log = logging.getLogger(__name__)
 
 REVISION = "deployment.kubernetes.io/revision"
+REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
+# A Deployment's annotations its ReplicaSets take, but these, which describe one object
+NOT_COPIED = frozenset(
+    {
+        "kubectl.kubernetes.io/last-applied-configuration",
+        REVISION,
+        REVISION_HISTORY,
+        DESIRED_REPLICAS,
+        MAX_REPLICAS,
+        "deprecated.deployment.rollback.to",
+    }
+)
 HASH_LABEL = "pod-template-hash"
 DEADLINE_MARGIN = 0.05  # past the deadline, so the recheck finds it exceeded
-_SAFE = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def template_hash(template: Obj, collision_count: int = 0) -> str:
@@ -59,7 +71,7 @@ def template_hash(template: Obj, collision_count: int = 0) -> str:
     h = 0x811C9DC5
     for b in (data + (str(collision_count) if collision_count else "")).encode():
         h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return "".join(_SAFE[ord(c) % len(_SAFE)] for c in str(h))
+    return "".join(SAFE_CHARS[ord(c) % len(SAFE_CHARS)] for c in str(h))
 
 
 def strip_hash(template: Obj) -> Obj:
@@ -385,6 +397,27 @@ def recheck_progress_in(deploy: Obj, now: float) -> float | None:
     return None if since is None else max(since + deadline - now, 0.0)
 
 
+def replicaset_annotations(deploy: Obj, current: Obj, rev: int) -> Obj:
+    """The annotations of the Deployment's new ReplicaSet, from its `current` ones: the
+    Deployment's own are copied over (but `NOT_COPIED`; so `kubernetes.io/change-cause`
+    reaches `kubectl rollout history`), none removed, and the revision only rises. A
+    ReplicaSet revived with a higher revision (a rollback) lists its earlier ones in
+    revision-history, as kube's controller does."""
+    annotations = dict(current)
+    annotations.update(
+        (k, v)
+        for k, v in ((deploy["metadata"].get("annotations") or {}).items())
+        if k not in NOT_COPIED
+    )
+    earlier = current.get(REVISION)
+    if earlier is None or int(earlier) < rev:
+        annotations[REVISION] = str(rev)
+        if earlier is not None:
+            history = current.get(REVISION_HISTORY)
+            annotations[REVISION_HISTORY] = f"{history},{earlier}" if history else earlier
+    return annotations
+
+
 def new_replicaset(deploy: Obj, rev: int, replicas: int) -> Obj:
     template = strip_hash(deploy["spec"]["template"])
     h = template_hash(template, int((deploy.get("status") or {}).get("collisionCount") or 0))
@@ -400,11 +433,14 @@ def new_replicaset(deploy: Obj, rev: int, replicas: int) -> Obj:
             "name": f"{md['name']}-{h}",
             "namespace": md["namespace"],
             "labels": dict(template["metadata"]["labels"]),
-            "annotations": {
-                REVISION: str(rev),
-                DESIRED_REPLICAS: str(deploy["spec"].get("replicas", 1)),
-                MAX_REPLICAS: str(int(deploy["spec"].get("replicas", 1)) + surge),
-            },
+            "annotations": replicaset_annotations(
+                deploy,
+                {
+                    DESIRED_REPLICAS: str(deploy["spec"].get("replicas", 1)),
+                    MAX_REPLICAS: str(int(deploy["spec"].get("replicas", 1)) + surge),
+                },
+                rev,
+            ),
             "ownerReferences": [owner_ref(deploy)],
         },
         "spec": {
@@ -495,8 +531,11 @@ class DeploymentController(Controller):
             )
         elif new is not None:
             patch: Obj = {}
-            if revision(new) <= max_old:
-                patch["metadata"] = {"annotations": {REVISION: str(max_old + 1)}}
+            current = new["metadata"].get("annotations") or {}
+            wanted = replicaset_annotations(d, current, max(revision(new), max_old + 1))
+            if wanted != current:
+                changed = {k: v for k, v in wanted.items() if current.get(k) != v}
+                patch["metadata"] = {"annotations": changed}
             min_ready = int(d["spec"].get("minReadySeconds") or 0)
             if int(new["spec"].get("minReadySeconds") or 0) != min_ready:
                 patch["spec"] = {"minReadySeconds": min_ready}

@@ -13,9 +13,13 @@ from hypothesis import strategies as st
 
 from minikube_py.controllers.common import parse_time
 from minikube_py.controllers.deployment import (
+    REVISION,
+    REVISION_HISTORY,
     RS,
+    new_replicaset,
     recheck_progress_in,
     recreate_step,
+    replicaset_annotations,
     resolve_fenceposts,
     rolling_step,
     rollout_status,
@@ -98,6 +102,36 @@ def test_rolling_golden_steps() -> None:
     # unhealthy old pods go first, at no cost in availability
     assert rolling_step(4, 0, 1, new, [RS("old", 4, 2, 4)]) == {"old": 3}
     assert rolling_step(4, 1, 0, RS("new", 6, 6, 6), []) == {"new": 4}  # scaled down
+
+
+def test_replicasets_take_the_deployments_annotations_and_keep_their_revisions() -> None:
+    """As kube's controller: a new ReplicaSet carries the Deployment's annotations (so
+    `kubectl rollout history` shows its change-cause) but those describing one object; a
+    rollback revives an old one with the next revision and records the earlier ones."""
+    d = {"apiVersion": "apps/v1", "kind": "Deployment", **deploy(3)}
+    d["metadata"]["uid"] = "u-1"
+    d["metadata"]["annotations"] = {
+        "kubernetes.io/change-cause": "kubectl set image web=v2",
+        "kubectl.kubernetes.io/last-applied-configuration": "{}",
+        REVISION: "4",
+        "team": "blue",
+    }
+    d["spec"]["template"] = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": []}}
+    made = new_replicaset(d, 5, 1)["metadata"]["annotations"]
+    assert made["kubernetes.io/change-cause"] == "kubectl set image web=v2"
+    assert made["team"] == "blue" and made[REVISION] == "5"
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in made
+    assert REVISION_HISTORY not in made
+
+    old = {REVISION: "2", "kubernetes.io/change-cause": "first", "kept": "yes"}
+    revived = replicaset_annotations(d, old, 6)
+    assert revived[REVISION] == "6" and revived[REVISION_HISTORY] == "2"
+    assert revived["kubernetes.io/change-cause"] == "kubectl set image web=v2"
+    assert revived["kept"] == "yes"  # nothing is taken away
+    again = replicaset_annotations(d, revived, 9)
+    assert again[REVISION_HISTORY] == "2,6"
+    assert replicaset_annotations(d, again, 9) == again  # settled: no further patch
+    assert replicaset_annotations(d, again, 7)[REVISION] == "9"  # never lowered
 
 
 def test_recreate_scales_down_waits_then_up() -> None:
