@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Protocol
 
 import jsonpatch
@@ -554,6 +555,9 @@ _UNOWNED_PATHS: FieldSet = {
     ),
 }
 
+# Deepest first: a parent disowned after its children is dropped when none stays.
+_UNOWNED_BY_DEPTH = sorted(_UNOWNED_PATHS, key=len, reverse=True)
+
 
 @dataclass(frozen=True)
 class _ListShape:
@@ -1046,6 +1050,84 @@ def record_update(
     explicit empty list (or a single empty entry) resets them, and otherwise the old
     object's entries carry over.
     """
+    if old is None and _managed_fields_of(new) in (None, [], [{}]):
+        return _record_create(new, manager, now, schema)
+    return _record_general(old, new, manager, now, schema)
+
+
+def _record_create(new: Obj, manager: str, now: str, schema: PatchSchema | None) -> Obj:
+    """`_record_general` for the commonest write, a create with no managedFields: the
+    creator owns every field, so its FieldsV1 is made straight from the object rather than
+    through sets of paths (a property test holds the two equal)."""
+    body = _without_managed_fields(new)
+    fields = _fields_of_new(body, schema)
+    if fields is None:  # a list repeats an item: the general path merges them
+        return _record_general(None, new, manager, now, schema)
+    for path in _UNOWNED_BY_DEPTH:
+        _disown(fields, path)
+    if fields:
+        body["metadata"]["managedFields"] = [
+            {
+                "manager": manager,
+                "operation": "Update",
+                "apiVersion": str(new.get("apiVersion") or ""),
+                "time": now,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": fields,
+            }
+        ]
+    return body
+
+
+def _fields_of_new(value: Any, schema: PatchSchema | None) -> dict | None:
+    """FieldsV1 of everything below `value`, every map and granular list item a member
+    (`_collect_nodes`, encoded); None when a list names one item twice. The schema is
+    looked up only on the way to a list, the one place it decides anything."""
+    if isinstance(value, dict):
+        children = [(f"f:{key}", key, child) for key, child in value.items()]
+        items_schema = None
+    else:
+        items = _granular_items(value, schema)
+        if not items:
+            return {}
+        items_schema = schema.items if schema is not None else None
+        children = [(element, "", item) for element, item in items]
+    children.sort(key=itemgetter(0))  # one kind of element per level: text order
+    encoded: dict = {}
+    for element, key, child in children:
+        if element in encoded:
+            return None
+        if isinstance(child, dict | list) and child:
+            below = _fields_of_new(child, _child(schema, key) if key else items_schema)
+            if below is None:
+                return None
+            encoded[element] = {".": {}, **below} if below else {}
+        else:
+            encoded[element] = {}
+    return encoded
+
+
+def _disown(fields: dict, path: Path) -> None:
+    """Take `path` out of encoded FieldsV1: a node with members below stays, as a
+    parent only."""
+    *parents, last = path
+    node = fields
+    for element in parents:
+        child = node.get(element)
+        if child is None:
+            return
+        node = child
+    below = node.get(last)
+    if below is None:
+        return
+    below.pop(".", None)
+    if not below:
+        del node[last]
+
+
+def _record_general(
+    old: Obj | None, new: Obj, manager: str, now: str, schema: PatchSchema | None
+) -> Obj:
     sent = _managed_fields_of(new)
     managers: _Managers = {}
     if sent not in ([], [{}]):

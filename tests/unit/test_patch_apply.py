@@ -8,6 +8,7 @@ applier.
 """
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -15,7 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_patch_schema import DEPLOYMENT, LEAF, POD, SERVICE, Schema
 
-from apiserver.patch import ApplyConflict, PatchError, record_update, server_side_apply
+from apiserver.patch import (
+    ApplyConflict,
+    PatchError,
+    _record_general,
+    record_update,
+    server_side_apply,
+)
+from apiserver.schema import schema_for
 
 T0, T1, T2, T3 = (f"2026-11-29T0{i}:00:00Z" for i in range(4))
 
@@ -469,3 +477,95 @@ def test_applying_twice_is_idempotent_after_another_managers_update(
     for key, value in first["spec"].items():
         if key != "template":
             assert once["spec"][key] == value
+
+
+# --- The create path of record_update ------------------------------------------------------
+
+NAMES = st.sampled_from(["a", "b", "c"])
+ANY_JSON = st.recursive(
+    st.one_of(st.booleans(), st.integers(0, 2), NAMES),
+    lambda children: st.one_of(
+        st.dictionaries(NAMES, children, max_size=3), st.lists(children, max_size=3)
+    ),
+    max_leaves=8,
+)
+METADATA = st.fixed_dictionaries(
+    {"name": st.just("obj")},
+    optional={
+        "namespace": st.just("d"),
+        "uid": st.just("u-1"),
+        "generation": st.just(1),
+        "creationTimestamp": st.just(T0),
+        "resourceVersion": st.just("7"),
+        "labels": st.dictionaries(NAMES, NAMES, max_size=2),
+        "annotations": st.dictionaries(NAMES, NAMES, max_size=2),
+        "finalizers": st.lists(st.sampled_from(["x/a", "x/b"]), max_size=3),  # a set list
+        "ownerReferences": st.lists(  # a list keyed by uid
+            st.fixed_dictionaries({"uid": NAMES}, optional={"name": NAMES}), max_size=2
+        ),
+    },
+)
+CONTAINER = st.fixed_dictionaries(  # keyed by name; a repeated name takes the general path
+    {"name": NAMES},
+    optional={
+        "image": NAMES,
+        "command": st.lists(NAMES, max_size=2),  # atomic
+        "ports": st.lists(  # keyed by containerPort and protocol
+            st.fixed_dictionaries(
+                {"containerPort": st.sampled_from([80, 81])},
+                optional={"protocol": st.sampled_from(["TCP", "UDP"]), "name": NAMES},
+            ),
+            max_size=3,
+        ),
+        "env": st.lists(
+            st.fixed_dictionaries({"name": NAMES}, optional={"value": NAMES}), max_size=2
+        ),
+    },
+)
+OBJECTS = st.one_of(
+    st.fixed_dictionaries(
+        {"apiVersion": st.just("v1"), "kind": st.just("Pod"), "metadata": METADATA},
+        optional={
+            "spec": st.fixed_dictionaries(
+                {"containers": st.lists(CONTAINER, max_size=3)},
+                optional={"nodeSelector": st.dictionaries(NAMES, NAMES), "extra": ANY_JSON},
+            ),
+            "status": st.dictionaries(NAMES, ANY_JSON, max_size=2),
+        },
+    ),
+    st.fixed_dictionaries(
+        {"apiVersion": st.just("v1"), "kind": st.just("Service"), "metadata": METADATA},
+        optional={
+            "spec": st.fixed_dictionaries(
+                {},
+                optional={
+                    "ports": st.lists(
+                        st.fixed_dictionaries(
+                            {"port": st.sampled_from([80, 81])},
+                            optional={"protocol": st.sampled_from(["TCP", "UDP"])},
+                        ),
+                        max_size=3,
+                    ),
+                    "selector": st.dictionaries(NAMES, NAMES, max_size=2),
+                },
+            )
+        },
+    ),
+    st.fixed_dictionaries(
+        {"apiVersion": st.just("v1"), "kind": st.just("ConfigMap"), "metadata": METADATA},
+        optional={"data": st.dictionaries(NAMES, NAMES, max_size=3), "extra": ANY_JSON},
+    ),
+)
+
+
+@settings(deadline=None, max_examples=300)
+@given(OBJECTS, st.booleans())
+def test_a_create_records_the_fields_the_general_path_would(obj: dict, typed: bool) -> None:
+    """record_update makes a create's managedFields straight from the object; the general
+    path (compare with nothing, then encode the sets of paths) must agree, with or
+    without a schema."""
+    schema = schema_for(obj["kind"]) if typed else None
+    fast = record_update(None, copy.deepcopy(obj), "kubectl", T1, schema)
+    general = _record_general(None, copy.deepcopy(obj), "kubectl", T1, schema)
+    assert fast == general
+    assert json.dumps(fast) == json.dumps(general)  # the same key order, as clients see it
