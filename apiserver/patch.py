@@ -38,6 +38,7 @@ from operator import itemgetter
 from typing import Any, Protocol
 
 import jsonpatch
+import orjson
 
 from minikube_py.api.types import Obj, clone
 
@@ -725,6 +726,10 @@ def _compare_at(
         side.add(path)
         _collect_nodes(value, schema, path, side)
         return
+    if isinstance(lhs, dict | list) and lhs == rhs and orjson.dumps(lhs) == orjson.dumps(rhs):
+        # An unchanged subtree changes nothing: most of an update (a pod's spec on a
+        # status write). Python's == takes 1 for true; the same JSON text does not.
+        return
     if isinstance(lhs, dict) and isinstance(rhs, dict) and (lhs or rhs):
         for key in [*lhs, *(k for k in rhs if k not in lhs)]:
             child = _child(schema, key)
@@ -876,6 +881,8 @@ class _Manager:
     fields: FieldSet
     time: str | None = None
     subresource: str = ""
+    # the fields as decoded and their FieldsV1, encoded again as they were while unchanged
+    decoded: tuple[frozenset[Path], dict] | None = None
 
     @property
     def key(self) -> _ManagerKey:
@@ -892,7 +899,10 @@ class _Manager:
         if self.time is not None:
             entry["time"] = self.time
         entry["fieldsType"] = "FieldsV1"
-        entry["fieldsV1"] = _encode_fields(self.fields)
+        if self.decoded is not None and self.decoded[0] == self.fields:
+            entry["fieldsV1"] = self.decoded[1]
+        else:
+            entry["fieldsV1"] = _encode_fields(self.fields)
         if self.subresource:
             entry["subresource"] = self.subresource
         return entry
@@ -922,13 +932,16 @@ def _decode_managers(entries: Any) -> _Managers:
             raise _BadManagedFields(f"invalid managedFields operation {operation!r}")
         if entry.get("fieldsType", "FieldsV1") != "FieldsV1":
             raise _BadManagedFields(f"unsupported fieldsType {entry.get('fieldsType')!r}")
+        encoded = entry.get("fieldsV1", {})
+        fields = _decode_fields(encoded)
         manager = _Manager(
             manager=str(entry.get("manager", "")),
             operation=operation,
             api_version=str(entry.get("apiVersion", "")),
-            fields=_decode_fields(entry.get("fieldsV1", {})),
+            fields=fields,
             time=entry.get("time"),
             subresource=str(entry.get("subresource", "")),
+            decoded=(frozenset(fields), encoded),
         )
         managers[manager.key] = manager
     return managers
@@ -1038,6 +1051,7 @@ def _record(
     previous = managers.get(current.key)
     if previous is not None:
         current.fields |= previous.fields
+        current.decoded = previous.decoded
     managers[current.key] = current
 
 

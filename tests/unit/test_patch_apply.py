@@ -10,12 +10,14 @@ applier.
 import copy
 import json
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_patch_schema import DEPLOYMENT, LEAF, POD, SERVICE, Schema
 
+from apiserver import patch as patch_module
 from apiserver.patch import (
     ApplyConflict,
     PatchError,
@@ -569,3 +571,48 @@ def test_a_create_records_the_fields_the_general_path_would(obj: dict, typed: bo
     general = _record_general(None, copy.deepcopy(obj), "kubectl", T1, schema)
     assert fast == general
     assert json.dumps(fast) == json.dumps(general)  # the same key order, as clients see it
+
+
+def owners(obj: dict) -> dict[str, dict]:
+    return {e["manager"]: e["fieldsV1"] for e in obj["metadata"].get("managedFields", [])}
+
+
+def test_an_update_from_1_to_true_is_a_change() -> None:
+    """Unchanged subtrees are skipped by comparing their JSON, not Python's ==, for
+    which 1 equals true."""
+    created = record_update(None, {"metadata": {"name": "x"}, "spec": {"on": 1}}, "a", T1, None)
+    updated = record_update(
+        created, {"metadata": {"name": "x"}, "spec": {"on": True}}, "b", T2, None
+    )
+    assert owners(updated)["b"] == {"f:spec": {"f:on": {}}}
+
+
+DECODE_MANAGERS = patch_module._decode_managers
+
+
+def decode_afresh(entries: Any) -> Any:
+    """`_decode_managers` with nothing kept to encode again: every entry re-encoded."""
+    managers = DECODE_MANAGERS(entries)
+    for manager in managers.values():
+        manager.decoded = None
+    return managers
+
+
+@settings(deadline=None, max_examples=200)
+@given(OBJECTS, OBJECTS)
+def test_entries_an_update_leaves_alone_are_kept_as_encoding_them_would_give(
+    before: dict, after: dict
+) -> None:
+    """An update reuses the FieldsV1 of each entry whose fields it does not change; the
+    result is the same as encoding every entry afresh."""
+    schema = schema_for(before["kind"])
+
+    def history() -> list[str]:
+        old = record_update(None, copy.deepcopy(before), "creator", T1, schema)
+        again = record_update(old, copy.deepcopy(after), "updater", T2, schema)
+        back = record_update(again, copy.deepcopy(before), "updater", T3, schema)
+        return [json.dumps(o["metadata"].get("managedFields")) for o in (again, back)]
+
+    reused = history()
+    with mock.patch.object(patch_module, "_decode_managers", decode_afresh):
+        assert history() == reused
