@@ -503,7 +503,9 @@ class PodSyncer:
                 actor = event.get("Actor", {})
                 attributes = actor.get("Attributes", {})
                 key = f"{attributes.get(LABEL_POD_NAMESPACE)}/{attributes.get(LABEL_POD_NAME)}"
-                self.runtime.container_died(str(actor.get("ID", "")))
+                self.runtime.container_died(
+                    str(attributes.get(LABEL_POD_UID, "")), str(actor.get("ID", ""))
+                )
                 self._loop.call_soon_threadsafe(self.queue.add, key)
 
     async def _housekeeping(self) -> None:

@@ -245,8 +245,8 @@ class DockerRuntime:
         self.docker_socket = docker_socket
         # pod uid -> container id -> (Docker's state word when inspected, the container)
         self._inspected: dict[str, dict[str, tuple[str, Container]]] = {}
-        # ids of containers whose `die` event came and that were not inspected since
-        self._died: set[str] = set()
+        # pod uid -> ids of its containers whose `die` event came since its last listing
+        self._died: dict[str, set[str]] = {}
         # images seen present: not looked up again before each container made of them
         # (a container of one removed since is made after a fresh look, see `_create`)
         self._present: set[str] = set()
@@ -443,12 +443,13 @@ class DockerRuntime:
                 container,
             )
 
-    def container_died(self, container_id: str) -> None:
-        """Docker's `die` event for a container. Docker 20.10 sends it before its
-        container list stops saying `running` (the list reads a copy of the state that
-        is updated after the event), so `pod_containers` inspects this container next
-        time whatever the list says. An inspection waits for the state's update."""
-        self._died.add(container_id)
+    def container_died(self, uid: str, container_id: str) -> None:
+        """Docker's `die` event for a container of pod `uid`. Docker 20.10 sends it
+        before its container list stops saying `running` (the list reads a copy of the
+        state that is updated after the event), so `pod_containers` inspects this
+        container next time whatever the list says. An inspection waits for the state's
+        update."""
+        self._died.setdefault(uid, set()).add(container_id)
 
     def pod_containers(self, uid: str) -> list[Container]:
         """The pod's containers on this node (any state), inspected.
@@ -460,14 +461,14 @@ class DockerRuntime:
         (pid, start and finish times, exit code)."""
         labels = [f"{LABEL_POD_UID}={uid}", f"{LABEL_NODE_NAME}={self.node_name}"]
         known = self._inspected.get(uid, {})
+        died = self._died.pop(uid, set())
         current: dict[str, tuple[str, Container]] = {}
         for summary in self.client.api.containers(all=True, filters={"label": labels}):
             word = str(summary.get("State", ""))
             cached = known.get(summary["Id"])
-            if cached is not None and cached[0] == word and summary["Id"] not in self._died:
+            if cached is not None and cached[0] == word and summary["Id"] not in died:
                 current[summary["Id"]] = cached
                 continue
-            self._died.discard(summary["Id"])
             with contextlib.suppress(docker.errors.NotFound):  # removed meanwhile
                 container: Container = self.client.containers.get(summary["Id"])
                 current[summary["Id"]] = (word, container)
@@ -491,10 +492,10 @@ class DockerRuntime:
         """Remove the pod's containers (any state) and its files, volumes included."""
         labels = [f"{LABEL_POD_UID}={uid}", f"{LABEL_NODE_NAME}={self.node_name}"]
         for summary in self.client.api.containers(all=True, filters={"label": labels}):
-            self._died.discard(summary["Id"])
             with contextlib.suppress(docker.errors.NotFound):
                 self.client.api.remove_container(summary["Id"], force=True, v=True)
         self._inspected.pop(uid, None)
+        self._died.pop(uid, None)
         shutil.rmtree(self.pod_dir(uid), ignore_errors=True)
 
     def container_state(self, container: Container) -> Obj:

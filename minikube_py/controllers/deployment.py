@@ -410,7 +410,7 @@ def replicaset_annotations(deploy: Obj, current: Obj, rev: int) -> Obj:
         if k not in NOT_COPIED
     )
     earlier = current.get(REVISION)
-    if earlier is None or int(earlier) < rev:
+    if earlier is None or revision({"metadata": {"annotations": current}}) < rev:
         annotations[REVISION] = str(rev)
         if earlier is not None:
             history = current.get(REVISION_HISTORY)

@@ -794,7 +794,7 @@ def test_a_died_container_is_inspected_even_while_the_list_still_says_running(
     monkeypatch.setattr(runtime.client.api, "containers", list_from_before_the_exit)
     stale = {c.id: c for c in runtime.pod_containers(uid)}
     assert stale[main.id].status == "running"  # the list alone cannot tell
-    runtime.container_died(main.id)
+    runtime.container_died(uid, main.id)
     fresh = {c.id: c for c in runtime.pod_containers(uid)}
     assert "terminated" in state_from_docker(main.id, fresh[main.id].attrs["State"])
     assert fresh[sandbox.id] is stale[sandbox.id]  # the others are not inspected again

@@ -132,6 +132,7 @@ def test_replicasets_take_the_deployments_annotations_and_keep_their_revisions()
     assert again[REVISION_HISTORY] == "2,6"
     assert replicaset_annotations(d, again, 9) == again  # settled: no further patch
     assert replicaset_annotations(d, again, 7)[REVISION] == "9"  # never lowered
+    assert replicaset_annotations(d, {REVISION: "x"}, 2)[REVISION] == "2"  # not a number
 
 
 def test_recreate_scales_down_waits_then_up() -> None:
