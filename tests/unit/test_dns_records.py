@@ -577,3 +577,19 @@ def test_unchanged_services_keep_their_records_and_changed_ones_get_new() -> Non
     db_name = f"db.default.svc.{ZONE}"
     assert ask(second, db_name, "A") == ("NOERROR", [(db_name, "A", "10.96.0.12")])
     assert ask(second, "11.0.96.10.in-addr.arpa", "PTR", "in-addr.arpa")[0] == "NXDOMAIN"
+
+
+def test_an_rrset_of_several_services_follows_their_order_when_only_the_order_moves() -> None:
+    """Two Services share a PTR name (one address): their rrset merges them in input
+    order, so a build whose input only reorders them merges it again."""
+    builder = TableBuilder(ZONE)
+    a = service("a", cluster_ip="10.96.0.10")
+    b = service("b", cluster_ip="10.96.0.10")
+    for services in ([a, b], [b, a], [a, b]):
+        fresh = _rendered(build_dns_table(services, [], [], zone=ZONE))
+        assert _rendered(builder.build(services, [], [])) == fresh
+    ptr = ("10.0.96.10.in-addr.arpa", QTYPE.PTR)
+    assert [str(rr.rdata) for rr in builder.build([b, a], [], []).records[ptr]] == [
+        f"b.default.svc.{ZONE}.",
+        f"a.default.svc.{ZONE}.",
+    ]
