@@ -882,7 +882,7 @@ class _Manager:
     time: str | None = None
     subresource: str = ""
     # the fields as decoded and their FieldsV1, encoded again as they were while unchanged
-    decoded: tuple[frozenset[Path], dict] | None = None
+    decoded: tuple[frozenset[Path], dict] | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> _ManagerKey:
@@ -1080,7 +1080,7 @@ def _record_create(new: Obj, manager: str, now: str, schema: PatchSchema | None)
     for path in _UNOWNED_BY_DEPTH:
         _disown(fields, path)
     if fields:
-        body["metadata"]["managedFields"] = [
+        body.setdefault("metadata", {})["managedFields"] = [
             {
                 "manager": manager,
                 "operation": "Update",
