@@ -225,36 +225,31 @@ class Bench:
         return bytes(got.value)
 
     async def create(self, clients: int, value: bytes) -> tuple[Result, Result]:
-        ns = await self.namespace(f"create-{clients}-{self.run_id}")
+        return await self.creates(self.server, "create", clients, value)
+
+    async def floor(self, clients: int, value: bytes) -> tuple[Result, Result]:
+        return await self.creates(self.floor_server, "floor", clients, value)
+
+    async def creates(
+        self, server: Server, name: str, clients: int, value: bytes
+    ) -> tuple[Result, Result]:
+        """ConfigMap creates through `server`, then raw etcd puts of `value`."""
+        ns = await self.namespace(f"{name}-{clients}-{self.run_id}")
         total = self.n(2000)
         ours = await self.ours(
             clients,
-            run_concurrently(clients, total, lambda i: self.api.create(config_map(ns, f"cm-{i}"))),
+            run_concurrently(
+                clients, total, lambda i: server.api.create(config_map(ns, f"cm-{i}"))
+            ),
+            server,
         )
-        prefix = f"/raw/create-{clients}-{self.run_id}/"
+        prefix = f"/raw/{name}-{clients}-{self.run_id}/"
         raw = await self.raw(
             run_concurrently(
                 clients, total, lambda i: self.etcd.put(f"{prefix}{i}".encode(), value)
             )
         )
         return ours, raw
-
-    async def floor(self, clients: int, value: bytes) -> tuple[Result, Result]:
-        ns = f"floor-{clients}-{self.run_id}"
-        total = self.n(2000)
-        api = self.floor_server.api
-        floor = await self.ours(
-            clients,
-            run_concurrently(clients, total, lambda i: api.create(config_map(ns, f"cm-{i}"))),
-            self.floor_server,
-        )
-        prefix = f"/raw/floor-{clients}-{self.run_id}/"
-        raw = await self.raw(
-            run_concurrently(
-                clients, total, lambda i: self.etcd.put(f"{prefix}{i}".encode(), value)
-            )
-        )
-        return floor, raw
 
     async def get(self, clients: int, value: bytes) -> tuple[Result, Result]:
         ns = f"create-{clients}-{self.run_id}"  # the objects the create phase made
