@@ -383,11 +383,9 @@ def _table_changes(
     lines = [f"flush map ip {table} {name}" for name in refilled]
     lines += [f"flush chain ip {table} {chain}" for chain in sorted(old.chains)]
     lines += [f"delete set ip {table} {name}" for name in sorted(stale_sets)]
-    lines += [
-        _set_definition(table, n, t)
-        for n, t in sorted(new.affinity_sets.items())
-        if n in stale_sets or n not in old.affinity_sets
-    ]
+    # Every set the new rules refer to is declared, kept ones too: `add` leaves an
+    # existing set as it is, and without it nft's table-only cache does not know the set.
+    lines += [_set_definition(table, n, t) for n, t in sorted(new.affinity_sets.items())]
     for chain in sorted(new.chains):
         lines += [f"add chain ip {table} {chain}", f"flush chain ip {table} {chain}"]
     lines += _rule_commands(table, new.chains)
