@@ -20,6 +20,12 @@ grace period, SIGKILL, then the API object is deleted with grace 0). Housekeepin
 removes the containers, files and addresses of pods that no longer exist. ConfigMaps
 and Secrets come from informers; a change of one syncs the pods that name it, so a
 container waiting for a missing one (CreateContainerConfigError) starts once it exists.
+Service account tokens (projected `serviceAccountToken` sources) come from the
+TokenRequest API through agent.tokens, cached per pod and asked for again at 80% of
+their lifetime: the periodic resync (every HOUSEKEEPING_SECONDS) syncs every running
+pod's volumes, which rewrites the token file then. No informer says when a missing
+ServiceAccount appears, so a pod waiting for a token is synced again after a short
+back-off (agent.tokens.retry_delay: 0.5 s doubling to 8 s).
 
 Start latency: pods sync concurrently (a worker each, up to `WORKERS`, as the kubelet's
 per-pod workers), with their blocking Docker, netlink and IPAM (fsync) calls on the
@@ -68,6 +74,7 @@ from agent.runtime import (
     never_started,
     state_from_docker,
 )
+from agent.tokens import TokenError, TokenManager, retry_delay
 from agent.volumes import (
     DATA_DIR,
     WRITTEN_KINDS,
@@ -370,6 +377,7 @@ class PodState:
     # written volume's name -> the files it shows
     shown_files: dict[str, Files] = dataclasses.field(default_factory=dict)
     volume_errors: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> message
+    token_failures: int = 0  # syncs in a row whose volumes lacked a token
     written: Obj | None = None
     terminating: asyncio.Task[None] | None = None
 
@@ -412,10 +420,12 @@ class PodSyncer:
         backoff: CrashBackoff | None = None,
         record_event: Recorder | None = None,
         allocatable: Mapping[str, str] | None = None,
+        tokens: TokenManager | None = None,
     ) -> None:
         """`config_maps` and `secrets` are informers of every namespace's objects: env
         and volumes read them, and a change syncs the pods naming them. `allocatable`
-        (the Node's) stands in for a limit a container does not set."""
+        (the Node's) stands in for a limit a container does not set. `tokens` gets the
+        service account tokens of projected volumes (by default through `client`)."""
         self.client = client
         self.runtime = runtime
         self.network = network
@@ -430,6 +440,7 @@ class PodSyncer:
         self.host_resolv_conf = host_resolv_conf
         self.cluster_domain = cluster_domain
         self.backoff = backoff or CrashBackoff()
+        self.tokens = tokens or TokenManager(client)
         self.record_event = (
             record_event
             or EventRecorder(client, "kubelet", node_name, pace=(EVENT_QPS, EVENT_BURST)).record
@@ -588,7 +599,9 @@ class PodSyncer:
         # As the kubelet: the volumes are set up before the sandbox is made.
         volumes = await self._sync_volumes(pod, state)
         if volumes is None:
-            return None  # the missing object's informer event brings us back
+            # A missing ConfigMap's or Secret's informer event brings us back; nothing
+            # tells of a ServiceAccount, so a pod waiting for a token looks again soon.
+            return retry_delay(state.token_failures) if state.token_failures else None
         pod_ip = await self._blocking(self.ipam.allocate, uid)  # it fsyncs: off the loop
         sandbox_ready: asyncio.Future[None] | None = None
         if new_sandbox:
@@ -823,18 +836,21 @@ class PodSyncer:
         facts = PodFacts((), (self.node_ip,), self.allocatable)
         prepared: dict[str, Path] = {}
         ready = True
+        token_failed = False
         for volume in pod.get("spec", {}).get("volumes") or []:
             if not any(kind in volume for kind in WRITTEN_KINDS):
                 continue
             name = volume["name"]
             directory = self.runtime.pod_dir(uid) / "volumes" / name
             try:
-                files = volume_files(volume, lookup, pod, facts)
+                tokens = await self.tokens.volume_tokens(pod, volume)
+                files = volume_files(volume, lookup, pod, facts, tokens)
                 if state.shown_files.get(name) != files:
                     await self._blocking(write_atomic, directory, files)
                     state.shown_files[name] = files
                 state.volume_errors.pop(name, None)
             except VolumeError as error:
+                token_failed = token_failed or isinstance(error, TokenError)
                 message = f'MountVolume.SetUp failed for volume "{name}" : {error}'
                 if state.volume_errors.get(name) != message:
                     self.record_event(pod, "Warning", "FailedMount", message, "")
@@ -844,6 +860,7 @@ class PodSyncer:
                     continue
                 # set up before (its object deleted since): its files stay
             prepared[name] = directory
+        state.token_failures = state.token_failures + 1 if token_failed else 0
         return prepared if ready else None
 
     # ------------------------------------------------------------------ probes
@@ -1047,3 +1064,4 @@ class PodSyncer:
         await self._blocking(self.network.detach_sandbox, uid)
         self.ipam.release(uid)
         self.backoff.forget(uid)
+        self.tokens.forget(uid)

@@ -2,10 +2,14 @@
 atomic writer.
 
 `volume_files` is pure: the volume, the ConfigMaps and Secrets it names (through a
-lookup) and the pod give the files (path -> content, mode), honouring `items`,
-`defaultMode`, per-item `mode` and `optional`, or a `VolumeError` with the kubelet's
-message. A projected volume lays its configMap, secret and downwardAPI sources out
-together; a serviceAccountToken source is refused, as this cluster issues no tokens.
+lookup), the pod and the service account tokens it shows give the files (path ->
+content, mode), honouring `items`, `defaultMode`, per-item `mode` and `optional`, or a
+`VolumeError` with the kubelet's message. A projected volume lays its configMap,
+secret, downwardAPI and serviceAccountToken sources out together (kube's
+`kube-api-access-*` volume is a token, the cluster CA and the namespace). A token file
+has the volume's `defaultMode`, as in kube; the tokens themselves are fetched and
+refreshed before, by agent.tokens, and come in as a mapping, the source's `path` ->
+the token.
 
 `write_atomic` lays them out as the kubelet's AtomicWriter does, so a container sees
 the whole new set or the whole old one, never a mix:
@@ -62,9 +66,16 @@ def volume_objects(volume: Obj) -> list[tuple[str, str]]:
     return found
 
 
-def volume_files(volume: Obj, lookup: Lookup, pod: Obj, facts: PodFacts) -> Files:
+def volume_files(
+    volume: Obj,
+    lookup: Lookup,
+    pod: Obj,
+    facts: PodFacts,
+    tokens: Mapping[str, bytes] | None = None,
+) -> Files:
     """Files of a configMap, secret, downwardAPI or projected volume (see WRITTEN_KINDS):
-    `lookup` finds the ConfigMaps and Secrets, `pod` and `facts` answer the downward API.
+    `lookup` finds the ConfigMaps and Secrets, `pod` and `facts` answer the downward API,
+    `tokens` holds the token of each serviceAccountToken source by its `path`.
     A projected volume's sources are laid out together, later ones over earlier ones."""
     holder = volume.get("projected") or next(volume[k] for k in WRITTEN_KINDS if k in volume)
     mode = int(holder.get("defaultMode", DEFAULT_MODE))
@@ -75,6 +86,12 @@ def volume_files(volume: Obj, lookup: Lookup, pod: Obj, facts: PodFacts) -> File
             files.update(_object_files(*named, lookup, mode))
         elif "downwardAPI" in entry:
             files.update(_downward_files(entry["downwardAPI"].get("items"), mode, pod, facts))
+        elif "serviceAccountToken" in entry:
+            path = str(entry["serviceAccountToken"].get("path", ""))
+            token = (tokens or {}).get(path)
+            if token is None:
+                raise VolumeError(f"failed to fetch token: no token was fetched for {path!r}")
+            files[path] = (token, mode)
         else:
             kind = next(iter(entry), "")
             raise VolumeError(f"projected source {kind} is not supported by this cluster")

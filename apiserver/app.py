@@ -4,7 +4,8 @@ Routing parses `/api/v1/...` and `/apis/<group>/<version>/...` into (resource,
 namespace, name, subresource) with the catalogue, then dispatches on the verb. Content
 negotiation gives Tables to `kubectl get` (`as=Table`), aggregated discovery to clients
 that ask for it, and JSON otherwise. Watches stream JSON lines; every error is a
-`Status`. Authentication is a bearer token checked in a middleware.
+`Status`. Authentication is a bearer token checked in a middleware: one of the token
+file's, or a service account token (apiserver/tokens.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from apiserver.errors import ApiError, bad_request, method_not_allowed, unauthor
 from apiserver.nodeproxy import NodeProxy
 from apiserver.registry import Registry, WriteOptions
 from apiserver.storage import Unavailable
+from apiserver.tokens import ServiceAccountTokens
 from apiserver.watchhub import Delivery
 from minikube_py.api.resources import BY_GROUP_PLURAL, Resource
 from minikube_py.api.types import Obj
@@ -164,9 +166,11 @@ class ApiServer:
         tokens: set[str],
         server_address: str,
         node_proxy: NodeProxy | None = None,
+        service_accounts: ServiceAccountTokens | None = None,
     ) -> None:
         self.registry = registry
         self.node_proxy = node_proxy
+        self.service_accounts = service_accounts
         self.tokens = tokens
         self.server_address = server_address
         self.metrics = Metrics()
@@ -235,7 +239,13 @@ class ApiServer:
         if request.path not in ANONYMOUS_PATHS:
             auth = request.headers.get("Authorization", "")
             token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-            if not token or not any(hmac.compare_digest(token, t) for t in self.tokens):
+            if not token or not (
+                any(hmac.compare_digest(token, t) for t in self.tokens)
+                or (
+                    self.service_accounts is not None
+                    and await self.service_accounts.authenticate(token) is not None
+                )
+            ):
                 raise unauthorized()
         return await handler(request)
 
@@ -319,6 +329,17 @@ class ApiServer:
             )
         if sub == "scale":
             return await self._scale(request, target)
+        if sub == "token":
+            if self.service_accounts is None:
+                raise not_found_path()  # kube serves it only with a signing key
+            if method != "POST":
+                raise method_not_allowed(
+                    "the server does not allow this method on the requested resource"
+                )
+            answer = await self.service_accounts.request(
+                target.namespace, target.name, await _read_json(request)
+            )
+            return json_response(answer, status=201)
         if method == "GET":
             if target.name:
                 obj = await self.registry.get(target.res, target.namespace, target.name)

@@ -25,6 +25,7 @@ _SUB_VERBS = {
     "proxy": ["create", "delete", "get", "patch", "update"],
     "finalize": ["update"],
     "ephemeralcontainers": ["get", "patch", "update"],
+    "token": ["create"],
 }
 _SUB_KIND = {
     "scale": ("autoscaling", "v1", "Scale"),
@@ -34,6 +35,7 @@ _SUB_KIND = {
     "attach": ("", "v1", "PodAttachOptions"),
     "portforward": ("", "v1", "PodPortForwardOptions"),
     "proxy": ("", "v1", "PodProxyOptions"),
+    "token": ("authentication.k8s.io", "v1", "TokenRequest"),
 }
 
 

@@ -151,7 +151,11 @@ SCHEMA: dict[str, dict[int, Field]] = {name: _parse(spec) for name, spec in MESS
 # The message of each (apiVersion, kind) a body may carry. Served kinds share their Go
 # names; DeleteOptions is encoded in whichever group version the client talks to.
 _ROOTS: dict[tuple[str, str], str] = {(r.api_version, r.kind): r.kind for r in RESOURCES}
-_ROOTS |= {("v1", "Binding"): "Binding", ("autoscaling/v1", "Scale"): "Scale"}
+_ROOTS |= {
+    ("v1", "Binding"): "Binding",
+    ("autoscaling/v1", "Scale"): "Scale",
+    ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
+}
 _ANY_VERSION = frozenset({"DeleteOptions"})
 
 

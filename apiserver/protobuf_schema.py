@@ -3,7 +3,7 @@
 Kubernetes' Go types carry their protobuf field numbers in struct tags (the same numbers
 as the `generated.proto` files of k8s.io/api and k8s.io/apimachinery). This table restates
 them as data, one entry per message, reachable from the served kinds plus meta/v1
-DeleteOptions, autoscaling/v1 Scale and core/v1 Binding.
+DeleteOptions, autoscaling/v1 Scale, core/v1 Binding and authentication/v1 TokenRequest.
 
 Each message is a space-separated list of fields `jsonName=number:type`:
 
@@ -48,6 +48,12 @@ MESSAGES: dict[str, str] = {
     ),
     "Lease": "metadata=1:ObjectMeta spec=2:LeaseSpec",
     "Scale": "metadata=1:ObjectMeta spec=2:ScaleSpec status=3:ScaleStatus",
+    "TokenRequest": "metadata=1:ObjectMeta spec=2:TokenRequestSpec status=3:TokenRequestStatus",
+    "TokenRequestSpec": (
+        "audiences=1:[]s expirationSeconds=4:i boundObjectRef=3:BoundObjectReference"
+    ),
+    "BoundObjectReference": "kind=1:s apiVersion=2:s name=3:s uid=4:s",
+    "TokenRequestStatus": "token=1:s expirationTimestamp=2:Time",
     "DeleteOptions": (
         "gracePeriodSeconds=1:i! preconditions=2:Preconditions orphanDependents=3:b! "
         "propagationPolicy=4:s! dryRun=5:[]s "

@@ -45,9 +45,10 @@ from apiserver.storage import (
 )
 from apiserver.watchcache import WatchCache
 from apiserver.watchhub import Change, Delivery, Kind, WatchHub
-from minikube_py.api import defaults, labels, validation
+from minikube_py.api import defaults, labels, serviceaccounts, validation
 from minikube_py.api.names import random_suffix
 from minikube_py.api.resources import BY_KIND, Resource
+from minikube_py.api.serviceaccounts import DEFAULT_ACCOUNT
 from minikube_py.api.timestamps import now_rfc3339, rfc3339
 from minikube_py.api.types import Obj, clone
 
@@ -242,6 +243,8 @@ class Registry:
         md["creationTimestamp"] = now_rfc3339()
         md["generation"] = 1
         _prepare_create(res.kind, obj)
+        if res.kind == "Pod":
+            await self._admit_service_account(obj)
         self._default_and_validate(res, obj, None)
         if not applied:
             obj = patch.record_update(
@@ -252,6 +255,29 @@ class Registry:
                 schema.schema_for(res.kind),
             )
         return await self._insert(res, obj, opts, namespace_guard)
+
+    async def _admit_service_account(self, pod: Obj) -> None:
+        """ServiceAccount admission: the pod's account must exist, and its token is
+        mounted unless the pod or the account says not to. A missing `default` account
+        is let through (the controller makes it moments after its namespace; the node
+        waits for it to get the token), where kube would refuse the pod."""
+        md, spec = pod["metadata"], pod.setdefault("spec", {})
+        name = spec.get("serviceAccountName") or spec.get("serviceAccount") or DEFAULT_ACCOUNT
+        account = None
+        try:
+            account = await self.get(BY_KIND["ServiceAccount"], md["namespace"], name)
+        except ApiError as e:
+            if e.code != 404 or name != DEFAULT_ACCOUNT:
+                reason = f'serviceaccount "{name}" not found' if e.code == 404 else e.message
+                raise ApiError(
+                    403,
+                    "Forbidden",
+                    f'pods "{md["name"]}" is forbidden: error looking up service account '
+                    f"{md['namespace']}/{name}: {reason}",
+                    {"name": md["name"], "kind": "pods"},
+                ) from e
+        if serviceaccounts.mounts_token(pod, account):
+            serviceaccounts.add_token_volume(pod)
 
     async def _insert(
         self, res: Resource, obj: Obj, opts: WriteOptions, namespace_guard: Compare | None

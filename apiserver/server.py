@@ -31,6 +31,7 @@ from apiserver.errors import ApiError
 from apiserver.nodeproxy import NodeProxy
 from apiserver.registry import ClusterConfig, Registry, WriteOptions
 from apiserver.storage import EtcdStore, MemoryStore, Store, parse_endpoints
+from apiserver.tokens import ServiceAccountTokens, TokenIssuer
 from minikube_py.api.resources import BY_KIND, Resource
 from minikube_py.api.types import Obj
 from minikube_py.heap import settle_heap
@@ -136,7 +137,13 @@ async def run(
     node_proxy = None
     if args.agent_token_file:
         node_proxy = NodeProxy(registry, Path(args.agent_token_file).read_text().strip())
-    server = ApiServer(registry, tokens, f"{advertise}:{args.secure_port}", node_proxy)
+    service_accounts = None
+    if args.service_account_signing_key_file:
+        issuer = TokenIssuer(Path(args.service_account_signing_key_file).read_bytes())
+        service_accounts = ServiceAccountTokens(registry, issuer)
+    server = ApiServer(
+        registry, tokens, f"{advertise}:{args.secure_port}", node_proxy, service_accounts
+    )
     if not is_worker:
         await bootstrap_when_store_answers(registry, advertise, args.secure_port)
     namespace_cache = asyncio.ensure_future(registry.namespaces.run())
@@ -292,6 +299,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--agent-token-file",
         default="",
         help="token the apiserver presents to node agents (logs, exec)",
+    )
+    p.add_argument(
+        "--service-account-signing-key-file",
+        default="",
+        help="EC private key (PEM) that signs service account tokens; without it the "
+        "TokenRequest API is off",
     )
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/16")
     p.add_argument("--service-node-port-range", default="30000-32767")

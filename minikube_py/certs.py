@@ -1,8 +1,9 @@
 """The cluster's PKI: a CA and the apiserver's serving certificate, made at first start.
 
-Files live in the state dir (`ca.crt`, `ca.key`, `apiserver.crt`, `apiserver.key`) and
-are reused on later starts; the serving certificate is remade when the addresses it
-must cover change (a node network added later, say).
+Files live in the state dir (`ca.crt`, `ca.key`, `apiserver.crt`, `apiserver.key`, and
+`sa.key` that signs service account tokens) and are reused on later starts; the serving
+certificate is remade when the addresses it must cover change (a node network added
+later, say).
 """
 
 from __future__ import annotations
@@ -111,3 +112,12 @@ def ensure_serving_cert(directory: Path, ips: list[str], dns_names: list[str]) -
     _write_key(key_path, key)
     crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return crt, key_path
+
+
+def ensure_service_account_key(directory: Path) -> Path:
+    """The key the apiserver signs service account tokens with (`sa.key`, P-256)."""
+    path = directory / "sa.key"
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_key(path, ec.generate_private_key(ec.SECP256R1()))
+    return path

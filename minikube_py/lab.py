@@ -201,6 +201,8 @@ class Lab:
             str(self.home / "tokens"),
             "--agent-token-file",
             str(self.agent_token_file),
+            "--service-account-signing-key-file",
+            str(certs.ensure_service_account_key(pki)),
             "--service-cluster-ip-range",
             self.config.service_cidr,
             "--service-node-port-range",
@@ -210,6 +212,10 @@ class Lab:
         ]
         for addr in self.config.bind_addresses:
             argv += ["--bind-address", addr]
+        # the `kubernetes` Service's endpoint: an address pods reach (the node bridge's)
+        reachable = [a for a in self.config.bind_addresses if not a.startswith("127.")]
+        if reachable:
+            argv += ["--advertise-address", reachable[0]]
         self.spawn("apiserver", argv)
         if wait:
             self.wait_apiserver()
@@ -265,6 +271,7 @@ class Lab:
                 "--leader-elect",
                 "--cluster-cidr", self.config.cluster_cidr,
                 "--load-balancer-pool", pool,
+                "--root-ca-file", str(self.home / "pki" / "ca.crt"),
             ],
         )  # fmt: skip
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -75,8 +76,16 @@ def fresh_control_plane(tmp_path: Path) -> Iterator[ControlPlane]:
 
 @pytest.fixture
 def namespace(control_plane: ControlPlane) -> Iterator[str]:
-    """A namespace of this test's own, removed afterwards."""
+    """A namespace of this test's own, removed afterwards. As kube's e2e framework, it
+    waits for the controllers' objects in it (account `default`, `kube-root-ca.crt`), so
+    that they never show up in the middle of a test's watch."""
     name = "t-" + uuid.uuid4().hex[:8]
     control_plane.kubectl("create", "namespace", name)
+    deadline = time.monotonic() + 20
+    while control_plane.kubectl(
+        "get", "serviceaccount/default", "configmap/kube-root-ca.crt", "-n", name, check=False
+    ).returncode:
+        assert time.monotonic() < deadline, f"namespace {name}: no default account or CA"
+        time.sleep(0.1)
     yield name
     control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)

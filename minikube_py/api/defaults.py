@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from minikube_py.api.serviceaccounts import TOKEN_SECONDS_DEFAULT
 from minikube_py.api.types import Obj
 
 PROBE_DEFAULTS = {
@@ -199,6 +200,9 @@ def _default_volume(volume: Obj) -> None:
             source.setdefault("defaultMode", VOLUME_DEFAULT_MODE)
     if "hostPath" in volume:
         volume["hostPath"].setdefault("type", "")
+    for source in (volume.get("projected") or {}).get("sources") or []:
+        if "serviceAccountToken" in source:
+            source["serviceAccountToken"].setdefault("expirationSeconds", TOKEN_SECONDS_DEFAULT)
 
 
 def _default_pod_template(template: Obj) -> None:

@@ -68,7 +68,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
     Resource("", "v1", "Secret", "secrets", True),
     Resource("", "v1", "Event", "events", True, ("ev",)),
-    Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",)),
+    Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",)),
     Resource(
         "apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale"), _ALL
     ),

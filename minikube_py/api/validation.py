@@ -23,6 +23,7 @@ from minikube_py.api.defaults import is_externally_accessible
 from minikube_py.api.labels import from_label_selector, matches
 from minikube_py.api.quantity import parse_quantity
 from minikube_py.api.resources import BY_KIND
+from minikube_py.api.serviceaccounts import TOKEN_SECONDS_MIN
 from minikube_py.api.types import Obj, clone
 
 
@@ -552,9 +553,31 @@ def validate_pod_spec(spec: Obj, path: str) -> Errors:
             if vname in volume_names:
                 errors.append(duplicate(vpath, vname))
             volume_names.add(vname)
+        for j, source in enumerate((volume.get("projected") or {}).get("sources") or []):
+            token = source.get("serviceAccountToken")
+            if token is not None:
+                errors += _validate_token_projection(
+                    token, f"{path}.volumes[{i}].projected.sources[{j}].serviceAccountToken"
+                )
     for i, toleration in enumerate(spec.get("tolerations") or []):
         errors += _validate_toleration(toleration, f"{path}.tolerations[{i}]")
     return errors
+
+
+def _validate_token_projection(token: Obj, path: str) -> Errors:
+    errors = [] if token.get("path") else [required(f"{path}.path")]
+    if token.get("expirationSeconds") is not None:
+        errors += token_seconds_errors(token["expirationSeconds"], f"{path}.expirationSeconds")
+    return errors
+
+
+def token_seconds_errors(seconds: Any, path: str) -> Errors:
+    """A service account token's lifetime (TokenRequest and projected volumes alike)."""
+    if not _is_int(seconds) or seconds < TOKEN_SECONDS_MIN:
+        return [invalid(path, seconds, "may not specify a duration less than 10 minutes")]
+    if seconds > 2**32:
+        return [invalid(path, seconds, "may not specify a duration larger than 2^32 seconds")]
+    return []
 
 
 def _validate_container(container: Obj, path: str, names: set[str], probes_allowed: bool) -> Errors:

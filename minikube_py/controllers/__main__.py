@@ -55,16 +55,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--cluster-cidr", default="10.244.0.0/16")
     p.add_argument("--load-balancer-pool", default="192.168.49.200-192.168.49.250")
+    p.add_argument(
+        "--root-ca-file",
+        type=Path,
+        default=None,
+        help="PEM CA bundle published as ConfigMap kube-root-ca.crt in every namespace "
+        "(root-ca-cert-publisher; without it, that controller does nothing)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def read_root_ca(path: Path | None) -> str:
+    """The PEM text of `--root-ca-file` ('' without one); an unreadable file or one
+    without a certificate stops the process at start, as in kube."""
+    if path is None:
+        return ""
+    try:
+        text = path.read_bytes().decode()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SystemExit(f"error reading root-ca-file at {path}: {e}") from e
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise SystemExit(f"root-ca-file at {path} holds no PEM certificate")
+    return text
+
+
+def manager_config(args: argparse.Namespace) -> ManagerConfig:
     names = [n.strip() for n in args.controllers.split(",") if n.strip()]
     unknown = set(names) - set(CONTROLLERS)
     if unknown:
@@ -84,10 +100,21 @@ def main(argv: list[str] | None = None) -> None:
             "orphan_quarantine": args.pod_gc_orphan_quarantine,
             "cluster_cidr": args.cluster_cidr,
             "lb_pool": args.load_balancer_pool,
+            "root_ca": read_root_ca(args.root_ca_file),
         },
     )
     if args.identity:
         config.identity = args.identity
+    return config
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config = manager_config(args)
     client = Client(
         Credentials.from_kubeconfig(args.kubeconfig),
         user_agent="minikube-py-controller-manager",

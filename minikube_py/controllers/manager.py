@@ -28,6 +28,10 @@ from minikube_py.controllers.nodelifecycle import NodeLifecycleController
 from minikube_py.controllers.podgc import PodGarbageCollector
 from minikube_py.controllers.replicaset import ReplicaSetController
 from minikube_py.controllers.scheduler import Scheduler
+from minikube_py.controllers.serviceaccounts import (
+    RootCACertPublisher,
+    ServiceAccountsController,
+)
 from minikube_py.controllers.statefulset import StatefulSetController
 from minikube_py.events import EventRecorder
 
@@ -47,6 +51,8 @@ CONTROLLERS: dict[str, type[Controller]] = {
         NamespaceController,
         LoadBalancerController,
         NodeIpamController,
+        ServiceAccountsController,
+        RootCACertPublisher,
     )
 }
 

@@ -10,6 +10,7 @@ server is called directly with its token (what the apiserver does for kubectl).
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 import json
 import os
@@ -380,6 +381,51 @@ def test_probes_restart_unhealthy_and_unready_containers(agent_lab: AgentLab, ns
     assert crashing["lastState"]["terminated"]["exitCode"] == 1
     events = agent_lab.get("events", namespace=ns)["items"]
     assert any(e["reason"] == "BackOff" for e in events if e["involvedObject"]["name"] == "crasher")
+
+
+def test_a_pod_reaches_the_api_with_its_service_account(agent_lab: AgentLab, ns: str) -> None:
+    """The real kubectl (static: mounted from the host) runs inside a pod with no
+    kubeconfig, so it configures itself as every in-cluster client does: the `kubernetes`
+    Service's variables, and the token, CA and namespace of the mounted token volume."""
+    kubectl = os.path.realpath(str(shutil.which("kubectl")))
+    mount = {"name": "kubectl", "mountPath": "/bin/kubectl", "readOnly": True}
+    pod = busybox_pod("in-cluster", agent_lab.names[1], SERVE, volumeMounts=[mount])
+    pod["spec"]["volumes"] = [{"name": "kubectl", "hostPath": {"path": kubectl, "type": "File"}}]
+    agent_lab.apply(ns, pod)  # the namespace is new: its account may not exist yet
+    wait_ready(agent_lab, ns, "in-cluster", timeout=40)
+    container = agent_lab.container(ns, "in-cluster", "main")
+
+    def run(*argv: str) -> str:
+        code, (out, err) = container.exec_run(list(argv), demux=True)
+        assert code == 0, f"{argv}: {(out or b'').decode()} {(err or b'').decode()}"
+        return str((out or b"").decode())
+
+    secrets_dir = "/var/run/secrets/kubernetes.io/serviceaccount"
+    assert run("cat", f"{secrets_dir}/namespace") == ns
+    ca = (agent_lab.lab.home / "pki" / "ca.crt").read_text()
+    assert run("cat", f"{secrets_dir}/ca.crt") == ca
+    token = run("cat", f"{secrets_dir}/token")
+    payload = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert payload["sub"] == f"system:serviceaccount:{ns}:default"
+    assert payload["kubernetes.io"]["pod"]["name"] == "in-cluster"
+
+    # TLS verified against the mounted CA, at the Service's ClusterIP, in the pod's namespace
+    assert run("kubectl", "get", "pods", "-o", "name").split() == ["pod/in-cluster"]
+    assert "configmap/kube-root-ca.crt" in run("kubectl", "get", "configmaps", "-o", "name")
+
+    # the token is bound to its pod: it stops working once the pod is gone
+    agent_lab.kubectl("--token", token, "get", "serviceaccount", "default", "-n", ns)
+    agent_lab.kubectl("delete", "pod", "in-cluster", "-n", ns, "--grace-period=1")
+
+    def refused() -> bool:
+        answer = subprocess.run(
+            ["kubectl", "--kubeconfig", str(agent_lab.lab.admin_kubeconfig), "--token", token,
+             "get", "serviceaccounts", "-n", ns],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        return answer.returncode != 0 and "Unauthorized" in answer.stderr
+
+    wait_for(refused, 20, "the deleted pod's token to be refused")
 
 
 def test_killed_agent_adopts_its_pods_and_removes_orphans(agent_lab: AgentLab, ns: str) -> None:

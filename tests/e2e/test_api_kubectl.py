@@ -296,6 +296,37 @@ def test_typed_creates_and_scale(control_plane: ControlPlane, namespace: str) ->
     assert deploy["metadata"]["generation"] == 2
 
 
+def test_service_accounts_and_their_tokens(control_plane: ControlPlane, namespace: str) -> None:
+    """Every namespace gets its `default` account and the cluster CA; `kubectl create
+    token` asks the TokenRequest API (a protobuf body) for a token that kubectl can then
+    use, until its account is deleted."""
+    cp, ns = control_plane, namespace  # the fixture waited for both to appear
+    assert get_json(cp, "-n", ns, "serviceaccount", "default")["metadata"]["name"] == "default"
+    root_ca = get_json(cp, "-n", ns, "configmap", "kube-root-ca.crt")
+    assert root_ca["data"] == {"ca.crt": (cp.lab.home / "pki" / "ca.crt").read_text()}
+
+    assert cp.kubectl("create", "sa", "robot", "-n", ns).stdout.strip() == (
+        "serviceaccount/robot created"
+    )
+    token = cp.kubectl("create", "token", "robot", "-n", ns, "--duration=15m").stdout.strip()
+    as_robot = cp.kubectl("--token", token, "get", "sa", "-n", ns, "-o", "name").stdout
+    assert sorted(as_robot.split()) == ["serviceaccount/default", "serviceaccount/robot"]
+    short = cp.kubectl("create", "token", "robot", "-n", ns, "--duration=1m", check=False)
+    assert short.returncode != 0
+    assert "may not specify a duration less than 10 minutes" in short.stderr
+    missing = cp.kubectl("create", "token", "nobody", "-n", ns, check=False)
+    assert 'serviceaccounts "nobody" not found' in missing.stderr
+
+    cp.kubectl("delete", "sa", "robot", "-n", ns)
+    deadline = time.monotonic() + 20
+    while (
+        "Unauthorized"
+        not in cp.kubectl("--token", token, "get", "sa", "-n", ns, check=False).stderr
+    ):
+        assert time.monotonic() < deadline, "the deleted account's token still works"
+        time.sleep(0.5)
+
+
 def test_create_namespace(control_plane: ControlPlane) -> None:
     name = f"ns-{time.monotonic_ns() % 10**8}"
     out = control_plane.kubectl("create", "namespace", name).stdout

@@ -22,6 +22,7 @@ from agent.volumes import (
     volume_objects,
     write_atomic,
 )
+from minikube_py.api.serviceaccounts import token_volume
 
 POD = {
     "metadata": {
@@ -36,10 +37,13 @@ POD = {
 FACTS = PodFacts((), ("192.168.49.2",), {"cpu": "2", "memory": "4Gi"})
 
 
-def files_of(volume: dict[str, Any], *objects: dict[str, Any]) -> Any:
-    """The volume's files, its ConfigMaps and Secrets found among `objects`."""
+def files_of(
+    volume: dict[str, Any], *objects: dict[str, Any], tokens: dict[str, bytes] | None = None
+) -> Any:
+    """The volume's files, its ConfigMaps and Secrets found among `objects`, its
+    serviceAccountToken sources' tokens in `tokens` (by path)."""
     found = {(o["kind"], o["metadata"]["name"]): o for o in objects}
-    return volume_files(volume, lambda kind, name: found.get((kind, name)), POD, FACTS)
+    return volume_files(volume, lambda kind, name: found.get((kind, name)), POD, FACTS, tokens)
 
 
 def config_map(name: str, **data: str) -> dict[str, Any]:
@@ -129,9 +133,64 @@ def test_projected_volume_lays_its_sources_out_together() -> None:
     assert volume_objects(volume) == [("ConfigMap", "cm"), ("Secret", "s"), ("Secret", "absent")]
     with pytest.raises(VolumeError, match='secret "s" not found'):
         files_of(volume, config_map("cm", a="A"))
-    token = {"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}
-    with pytest.raises(VolumeError, match="serviceAccountToken is not supported"):
-        files_of(token)
+    bundle = {"clusterTrustBundle": {"name": "b", "path": "ca.pem"}}
+    with pytest.raises(VolumeError, match="clusterTrustBundle is not supported"):
+        files_of({"name": "b", "projected": {"sources": [bundle]}})
+
+
+# --- service account tokens ------------------------------------------------------------
+
+
+def test_kube_api_access_volume_shows_the_token_the_ca_and_the_namespace() -> None:
+    volume = token_volume("x7k2p")  # exactly what the ServiceAccount admission adds
+    root_ca = config_map("kube-root-ca.crt", **{"ca.crt": "-----BEGIN CERTIFICATE-----"})
+    found = files_of(volume, root_ca, tokens={"token": b"eyJhbGciOiJFUzI1NiJ9.e30.sig"})
+    assert found == {
+        "token": (b"eyJhbGciOiJFUzI1NiJ9.e30.sig", 0o644),
+        "ca.crt": (b"-----BEGIN CERTIFICATE-----", 0o644),
+        "namespace": (b"shop", 0o644),
+    }
+    assert volume_objects(volume) == [("ConfigMap", "kube-root-ca.crt")]  # no Secret
+    with pytest.raises(VolumeError, match=r'^configmap "kube-root-ca\.crt" not found$'):
+        files_of(volume, tokens={"token": b"t"})
+
+
+def test_a_token_file_has_the_volumes_default_mode_at_its_path() -> None:
+    sources = [
+        {"serviceAccountToken": {"path": "auth/vault-token", "audience": "vault",
+                                 "expirationSeconds": 600}},
+        {"serviceAccountToken": {"path": "token"}},
+    ]  # fmt: skip
+    volume = {"name": "t", "projected": {"defaultMode": 0o440, "sources": sources}}
+    tokens = {"auth/vault-token": b"for-vault", "token": b"for-api"}
+    assert files_of(volume, tokens=tokens) == {
+        "auth/vault-token": (b"for-vault", 0o440),
+        "token": (b"for-api", 0o440),
+    }
+    unset = {"name": "t", "projected": {"sources": sources[1:]}}
+    assert files_of(unset, tokens=tokens) == {"token": (b"for-api", 0o644)}
+
+
+def test_a_source_without_its_token_cannot_be_set_up() -> None:
+    volume = token_volume("x7k2p")
+    message = r"^failed to fetch token: no token was fetched for 'token'$"
+    with pytest.raises(VolumeError, match=message):
+        files_of(volume, config_map("kube-root-ca.crt", **{"ca.crt": "C"}))
+    with pytest.raises(VolumeError, match=message):
+        files_of(volume, config_map("kube-root-ca.crt", **{"ca.crt": "C"}), tokens={"x": b"t"})
+
+
+def test_a_refreshed_token_swaps_the_whole_volume(tmp_path: Path) -> None:
+    volume = token_volume("x7k2p")
+    root_ca = config_map("kube-root-ca.crt", **{"ca.crt": "C"})
+    directory = tmp_path / volume["name"]
+    write_atomic(directory, files_of(volume, root_ca, tokens={"token": b"first"}))
+    first = os.readlink(directory / DATA_DIR)
+    assert os.readlink(directory / "token") == "..data/token"
+    assert write_atomic(directory, files_of(volume, root_ca, tokens={"token": b"second"}))
+    assert os.readlink(directory / DATA_DIR) != first
+    assert visible(directory) == {"token": b"second", "ca.crt": b"C", "namespace": b"shop"}
+    assert (directory / "token").stat().st_mode & 0o777 == 0o644
 
 
 # --- the atomic writer ---------------------------------------------------------------------
