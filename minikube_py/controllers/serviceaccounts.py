@@ -89,7 +89,24 @@ def restored_root_ca(cm: Obj, ca: str) -> Obj | None:
     }
 
 
-class ServiceAccountsController(Controller):
+class _PerNamespace(Controller):
+    """A controller keyed by namespace: each one not being terminated is queued."""
+
+    def _watch_namespaces(self) -> None:
+        self.namespaces = self.informers["Namespace"]
+        self.namespaces.add_handler(self._on_namespace)
+
+    def _on_namespace(self, type_: str, ns: Obj, old: Obj | None) -> None:
+        if type_ != "DELETED" and not terminating(ns):
+            self.enqueue(ns["metadata"]["name"])
+
+    def enqueue_all(self) -> None:
+        for name, ns in self.namespaces.cache.items():
+            if not terminating(ns):
+                self.enqueue(name)
+
+
+class ServiceAccountsController(_PerNamespace):
     """Every namespace not being terminated has the ServiceAccount `default`."""
 
     name = "serviceaccount"
@@ -97,24 +114,14 @@ class ServiceAccountsController(Controller):
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self.namespaces = self.informers["Namespace"]
+        self._watch_namespaces()
         self.accounts = self.informers["ServiceAccount"]
-        self.namespaces.add_handler(self._on_namespace)
         self.accounts.add_handler(self._on_account)
-
-    def _on_namespace(self, type_: str, ns: Obj, old: Obj | None) -> None:
-        if type_ != "DELETED" and not terminating(ns):
-            self.enqueue(ns["metadata"]["name"])
 
     def _on_account(self, type_: str, sa: Obj, old: Obj | None) -> None:
         md = sa["metadata"]
         if type_ == "DELETED" and md["name"] == DEFAULT_ACCOUNT:
             self.enqueue(md["namespace"])
-
-    def enqueue_all(self) -> None:
-        for name, ns in self.namespaces.cache.items():
-            if not terminating(ns):
-                self.enqueue(name)
 
     async def reconcile(self, name: str) -> None:
         ns = self.namespaces.get(name)
@@ -137,7 +144,7 @@ class ServiceAccountsController(Controller):
         log.debug("created serviceaccount %s/%s", name, DEFAULT_ACCOUNT)
 
 
-class RootCACertPublisher(Controller):
+class RootCACertPublisher(_PerNamespace):
     """Every namespace not being terminated has the ConfigMap `kube-root-ca.crt` with
     the cluster CA (`root_ca`, the PEM text of `--root-ca-file`)."""
 
@@ -151,26 +158,16 @@ class RootCACertPublisher(Controller):
         if not root_ca:
             log.info("%s is disabled: no --root-ca-file", self.name)
             return
-        self.namespaces = self.informers["Namespace"]
-        self.namespaces.add_handler(self._on_namespace)
+        self._watch_namespaces()
         self.config_maps = Informer(
             self.client, "ConfigMap", field_selector=f"metadata.name={ROOT_CA_CONFIGMAP}"
         )
         self.config_maps.add_handler(self._on_config_map)
 
-    def _on_namespace(self, type_: str, ns: Obj, old: Obj | None) -> None:
-        if type_ != "DELETED" and not terminating(ns):
-            self.enqueue(ns["metadata"]["name"])
-
     def _on_config_map(self, type_: str, cm: Obj, old: Obj | None) -> None:
         md = cm["metadata"]
         if md["name"] == ROOT_CA_CONFIGMAP:
             self.enqueue(md["namespace"])
-
-    def enqueue_all(self) -> None:
-        for name, ns in self.namespaces.cache.items():
-            if not terminating(ns):
-                self.enqueue(name)
 
     async def run(self) -> None:
         if self.config_maps is None:
