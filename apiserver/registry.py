@@ -11,6 +11,7 @@ so a namespace closed behind the cache's back still refuses the object.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -85,10 +86,15 @@ class Registry:
             ipaddress.IPv4Network(self.config.service_cidr), self.config.node_port_range
         )
         self._rng = random.Random()
-        # read on every create; the server keeps it current with `namespaces.run()`
+        # read on every create (accounts: on pod creates); kept current by `run_caches`
         self.namespaces = WatchCache(store, self.prefix(BY_KIND["Namespace"], ""))
+        self.service_accounts = WatchCache(store, self.prefix(BY_KIND["ServiceAccount"], ""))
         self.watches = WatchHub(store)
         self._written: dict[str, Entry] = {}  # key -> the last object written there
+
+    async def run_caches(self) -> None:
+        """Keep the admission caches current, until cancelled."""
+        await asyncio.gather(self.namespaces.run(), self.service_accounts.run())
 
     # ------------------------------------------------------------------ keys
 
@@ -263,9 +269,13 @@ class Registry:
         waits for it to get the token), where kube would refuse the pod."""
         md, spec = pod["metadata"], pod.setdefault("spec", {})
         name = spec.get("serviceAccountName") or spec.get("serviceAccount") or DEFAULT_ACCOUNT
-        account = None
+        sa_res = BY_KIND["ServiceAccount"]
+        # the cache as kube's admission reads its lister; a miss is read live
+        cached = self.service_accounts.get(self.key(sa_res, md["namespace"], name))
+        account = cached.value if cached is not None else None
         try:
-            account = await self.get(BY_KIND["ServiceAccount"], md["namespace"], name)
+            if account is None:
+                account = await self.get(sa_res, md["namespace"], name)
         except ApiError as e:
             if e.code != 404 or name != DEFAULT_ACCOUNT:
                 reason = f'serviceaccount "{name}" not found' if e.code == 404 else e.message

@@ -146,7 +146,7 @@ async def run(
     )
     if not is_worker:
         await bootstrap_when_store_answers(registry, advertise, args.secure_port)
-    namespace_cache = asyncio.ensure_future(registry.namespaces.run())
+    admission_caches = asyncio.ensure_future(registry.run_caches())
     settle_heap()  # what is alive now lives as long as the process
     # clients (Go's transport) keep idle connections for 90 s: closing them sooner races
     # with a request just being sent on one, which the client sees as EOF
@@ -178,9 +178,9 @@ async def run(
     if workers is not None:
         await workers.stop()
     await runner.cleanup()
-    namespace_cache.cancel()
+    admission_caches.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await namespace_cache
+        await admission_caches
     if node_proxy is not None:
         await node_proxy.close()
     await store.close()

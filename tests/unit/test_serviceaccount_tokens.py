@@ -8,7 +8,10 @@ creation mounts (or not: automountServiceAccountToken on the pod or its account)
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
+from typing import Any
 
 import jwt
 import pytest
@@ -312,3 +315,33 @@ async def test_projected_token_lifetimes_are_defaulted_and_checked(registry: Reg
     assert short.value.details["causes"][0]["field"] == (
         "spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds"
     )
+
+
+async def test_admission_reads_accounts_from_the_cache_once_it_has_them(
+    registry: Registry,
+) -> None:
+    caches = asyncio.ensure_future(registry.run_caches())
+    try:
+        await make_account(registry, "quiet", automountServiceAccountToken=False)
+        key = registry.key(SA, "ci", "quiet")
+        for _ in range(100):
+            if registry.service_accounts.get(key) is not None:
+                break
+            await asyncio.sleep(0.01)
+        reads: list[str] = []
+        live_get = registry.get
+
+        async def counted_get(res: Any, namespace: str, name: str) -> Obj:
+            reads.append(res.kind)
+            return await live_get(res, namespace, name)
+
+        registry.get = counted_get  # type: ignore[method-assign]
+        spec = {"serviceAccountName": "quiet", "containers": [{"name": "c", "image": "i"}]}
+        pod = await make_pod(registry, "cached", spec)
+        assert token_mounts(pod) == [] and reads == []
+        await make_pod(registry, "live", {"containers": [{"name": "c", "image": "i"}]})
+        assert reads == ["ServiceAccount"]  # `default` is in no cache: read live
+    finally:
+        caches.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await caches
