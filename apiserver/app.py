@@ -358,8 +358,11 @@ class ApiServer:
         if method == "POST":
             body = await _read_json(request)
             opts = _write_options(request)
-            if sub == "binding":
-                obj = await self.registry.bind(target.namespace, target.name, body, opts)
+            if sub in ("binding", "eviction"):
+                if sub == "binding":
+                    await self.registry.bind(target.namespace, target.name, body, opts)
+                else:
+                    await self.registry.evict(target.namespace, target.name, body, opts)
                 return json_response(
                     {
                         "kind": "Status",

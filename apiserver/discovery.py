@@ -26,6 +26,7 @@ _SUB_VERBS = {
     "finalize": ["update"],
     "ephemeralcontainers": ["get", "patch", "update"],
     "token": ["create"],
+    "eviction": ["create"],
 }
 _SUB_KIND = {
     "scale": ("autoscaling", "v1", "Scale"),
@@ -36,6 +37,7 @@ _SUB_KIND = {
     "portforward": ("", "v1", "PodPortForwardOptions"),
     "proxy": ("", "v1", "PodProxyOptions"),
     "token": ("authentication.k8s.io", "v1", "TokenRequest"),
+    "eviction": ("policy", "v1", "Eviction"),
 }
 
 

@@ -155,6 +155,7 @@ _ROOTS |= {
     ("v1", "Binding"): "Binding",
     ("autoscaling/v1", "Scale"): "Scale",
     ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
+    ("policy/v1", "Eviction"): "Eviction",
 }
 _ANY_VERSION = frozenset({"DeleteOptions"})
 

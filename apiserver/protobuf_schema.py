@@ -3,7 +3,8 @@
 Kubernetes' Go types carry their protobuf field numbers in struct tags (the same numbers
 as the `generated.proto` files of k8s.io/api and k8s.io/apimachinery). This table restates
 them as data, one entry per message, reachable from the served kinds plus meta/v1
-DeleteOptions, autoscaling/v1 Scale, core/v1 Binding and authentication/v1 TokenRequest.
+DeleteOptions, autoscaling/v1 Scale, core/v1 Binding, policy/v1 Eviction and
+authentication/v1 TokenRequest.
 
 Each message is a space-separated list of fields `jsonName=number:type`:
 
@@ -48,6 +49,7 @@ MESSAGES: dict[str, str] = {
     ),
     "Lease": "metadata=1:ObjectMeta spec=2:LeaseSpec",
     "Scale": "metadata=1:ObjectMeta spec=2:ScaleSpec status=3:ScaleStatus",
+    "Eviction": "metadata=1:ObjectMeta deleteOptions=2:DeleteOptions",
     "TokenRequest": "metadata=1:ObjectMeta spec=2:TokenRequestSpec status=3:TokenRequestStatus",
     "TokenRequestSpec": (
         "audiences=1:[]s expirationSeconds=4:i boundObjectRef=3:BoundObjectReference"

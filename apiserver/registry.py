@@ -654,6 +654,19 @@ class Registry:
 
     # ------------------------------------------------------------------ subresources
 
+    async def evict(self, namespace: str, name: str, eviction: Obj, opts: WriteOptions) -> Obj:
+        """policy/v1 Eviction: the pod's deletion with the eviction's options, which no
+        PodDisruptionBudget can refuse here (this cluster serves none)."""
+        named = (eviction.get("metadata") or {}).get("name")
+        if named and named != name:
+            raise bad_request("name in URL does not match name in Eviction object")
+        options = eviction.get("deleteOptions") or {}
+        if not isinstance(options, dict):
+            raise bad_request("the Eviction's deleteOptions must be an object")
+        if opts.dry_run:
+            options = {**options, "dryRun": ["All"]}
+        return await self.delete(BY_KIND["Pod"], namespace, name, options)
+
     async def bind(self, namespace: str, name: str, binding: Obj, opts: WriteOptions) -> Obj:
         res = BY_KIND["Pod"]
         target = (binding.get("target") or {}).get("name")

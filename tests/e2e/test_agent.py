@@ -428,6 +428,56 @@ def test_a_pod_reaches_the_api_with_its_service_account(agent_lab: AgentLab, ns:
     wait_for(refused, 20, "the deleted pod's token to be refused")
 
 
+def test_drain_evicts_a_nodes_pods_and_their_replacements_go_elsewhere(
+    agent_lab: AgentLab, ns: str
+) -> None:
+    """`kubectl drain` finds the Eviction API in discovery, so it evicts (not deletes)
+    the node's pods, which end gracefully; the Deployment replaces them on the node left
+    schedulable."""
+    drained, kept = agent_lab.names[1], agent_lab.names[0]
+    template = busybox_pod("", "", SERVE)["spec"]
+    del template["nodeName"]
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "drainee"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "drainee"}},
+            "template": {"metadata": {"labels": {"app": "drainee"}}, "spec": template},
+        },
+    }
+    agent_lab.apply(ns, deployment)
+
+    def ready_pods() -> list[Any] | None:
+        pods = [
+            p
+            for p in agent_lab.get("pods", namespace=ns)["items"]
+            if not p["metadata"].get("deletionTimestamp")
+        ]
+        return pods if len(pods) == 2 and all(pod_ready(p) for p in pods) else None
+
+    before = wait_for(ready_pods, 30, "2 ready pods")
+    evicted = [p["metadata"]["name"] for p in before if p["spec"]["nodeName"] == drained]
+    assert evicted, "the scheduler spreads the replicas: one is on each node"
+    try:
+        proc = subprocess.run(
+            ["kubectl", "--kubeconfig", str(agent_lab.lab.admin_kubeconfig), "drain", drained,
+             "--pod-selector=app=drainee", "--timeout=60s"],
+            capture_output=True, text=True, timeout=90,
+        )  # fmt: skip
+        said = proc.stdout + proc.stderr
+        assert proc.returncode == 0, said
+        for name in evicted:
+            assert f"evicting pod {ns}/{name}" in said, said
+            assert f"pod/{name} evicted" in said, said
+        assert agent_lab.node(drained)["spec"]["unschedulable"] is True
+        after = wait_for(ready_pods, 30, "2 ready pods again")
+        assert {p["spec"]["nodeName"] for p in after} == {kept}
+    finally:
+        agent_lab.kubectl("uncordon", drained)
+
+
 def test_killed_agent_adopts_its_pods_and_removes_orphans(agent_lab: AgentLab, ns: str) -> None:
     node = agent_lab.names[0]
     agent_lab.apply(ns, busybox_pod("keeper", node, SERVE), busybox_pod("goner", node, SERVE))

@@ -415,6 +415,25 @@ async def test_bound_pod_is_deleted_gracefully(registry: Registry) -> None:
     assert e.code == 404
 
 
+async def test_eviction_deletes_gracefully_with_its_options(registry: Registry) -> None:
+    await registry.create(POD, "default", pod("p"), opts())
+    await registry.bind("default", "p", {"target": {"name": "node-1"}}, opts())
+    mismatch = await api_error(registry.evict("default", "p", {"metadata": {"name": "q"}}, opts()))
+    assert (mismatch.code, mismatch.message) == (
+        400,
+        "name in URL does not match name in Eviction object",
+    )
+    dry = WriteOptions(dry_run=True)
+    await registry.evict("default", "p", {"metadata": {"name": "p"}}, dry)
+    assert "deletionTimestamp" not in (await registry.get(POD, "default", "p"))["metadata"]
+
+    eviction = {"metadata": {"name": "p"}, "deleteOptions": {"gracePeriodSeconds": 5}}
+    marked = await registry.evict("default", "p", eviction, opts())
+    assert marked["metadata"]["deletionGracePeriodSeconds"] == 5
+    missing = await api_error(registry.evict("default", "nope", {}, opts()))
+    assert missing.code == 404
+
+
 async def test_finalizers_hold_deletion_until_removed(registry: Registry) -> None:
     body = {"metadata": {"name": "held", "finalizers": ["example.com/keep"]}}
     await registry.create(CM, "default", body, opts())
