@@ -122,6 +122,22 @@ def busybox_pod(name: str, node: str, command: str, **container: Any) -> dict[st
     }
 
 
+def busybox_deployment(name: str, replicas: int, command: str) -> dict[str, Any]:
+    """A Deployment of `busybox_pod`s (container `main`) labelled app=<name>."""
+    template = busybox_pod(name, "", command)["spec"]
+    del template["nodeName"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": template},
+        },
+    }
+
+
 # Exits at once on SIGTERM, so graceful deletion takes no grace period.
 SERVE = "trap 'exit 0' TERM; httpd -f -p 8080 -h /etc & wait"
 
@@ -159,25 +175,7 @@ def ns(agent_lab: AgentLab) -> Iterator[str]:
 def test_deployment_spreads_over_nodes_and_pods_talk_across_them(
     agent_lab: AgentLab, ns: str
 ) -> None:
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 4,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 2,
-                    "containers": [
-                        {"name": "web", "image": BUSYBOX, "command": ["sh", "-c", SERVE]}
-                    ],
-                },
-            },
-        },
-    }
-    agent_lab.apply(ns, deployment)
+    agent_lab.apply(ns, busybox_deployment("web", 4, SERVE))
 
     def all_ready() -> list[Any] | None:
         pods = agent_lab.get("pods", namespace=ns)["items"]
@@ -197,7 +195,7 @@ def test_deployment_spreads_over_nodes_and_pods_talk_across_them(
 
     # pod on node 1 -> pod on node 2, by IP: httpd serves the target's /etc/hostname
     source, target = by_node[agent_lab.names[0]][0], by_node[agent_lab.names[1]][0]
-    client = agent_lab.container(ns, source["metadata"]["name"], "web")
+    client = agent_lab.container(ns, source["metadata"]["name"], "main")
     request = (
         f"printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {target['status']['podIP']} 8080"
     )
@@ -435,19 +433,7 @@ def test_drain_evicts_a_nodes_pods_and_their_replacements_go_elsewhere(
     the node's pods, which end gracefully; the Deployment replaces them on the node left
     schedulable."""
     drained, kept = agent_lab.names[1], agent_lab.names[0]
-    template = busybox_pod("", "", SERVE)["spec"]
-    del template["nodeName"]
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "drainee"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "drainee"}},
-            "template": {"metadata": {"labels": {"app": "drainee"}}, "spec": template},
-        },
-    }
-    agent_lab.apply(ns, deployment)
+    agent_lab.apply(ns, busybox_deployment("drainee", 2, SERVE))
 
     def ready_pods() -> list[Any] | None:
         pods = [

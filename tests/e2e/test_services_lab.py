@@ -41,7 +41,7 @@ from minikube_py.client import Client, Credentials
 from minikube_py.nodes import running_private_lab
 from minikube_py.probe import first_answer, slices_turn
 from minikube_py.services import ServiceUrlError, service_url, tunnel
-from tests.e2e.test_agent import AgentLab, busybox_pod, wait_for
+from tests.e2e.test_agent import AgentLab, busybox_deployment, busybox_pod, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -88,20 +88,6 @@ class ServicesLab(AgentLab):
 
 
 def workloads() -> list[dict[str, Any]]:
-    def deployment(name: str, replicas: int, command: str) -> dict[str, Any]:
-        template = busybox_pod(name, "", command)
-        del template["spec"]["nodeName"]
-        return {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {"metadata": {"labels": {"app": name}}, "spec": template["spec"]},
-            },
-        }
-
     def service(name: str, app: str, port: int = 80, target: int = 8080, **spec: Any) -> Any:
         protocol = spec.pop("protocol", "TCP")
         ports = [{"port": port, "targetPort": target, "protocol": protocol}]
@@ -113,9 +99,9 @@ def workloads() -> list[dict[str, Any]]:
         }
 
     return [
-        deployment("web", 3, WHO),
-        deployment("scaled", 1, WHO),
-        deployment("udp", 2, SLEEP),
+        busybox_deployment("web", 3, WHO),
+        busybox_deployment("scaled", 1, WHO),
+        busybox_deployment("udp", 2, SLEEP),
         service("web", "web"),
         service("web-np", "web", type="NodePort"),
         service("web-lb", "web", type="LoadBalancer"),
