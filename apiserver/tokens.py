@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from apiserver.errors import ApiError, bad_request, conflict, invalid
 from apiserver.registry import Registry
 from minikube_py.api.resources import BY_KIND
-from minikube_py.api.serviceaccounts import TOKEN_SECONDS_DEFAULT, subject
+from minikube_py.api.serviceaccounts import DEFAULT_ACCOUNT, TOKEN_SECONDS_DEFAULT, subject
 from minikube_py.api.timestamps import rfc3339
 from minikube_py.api.types import Obj
 from minikube_py.api.validation import FieldError, not_supported, required, token_seconds_errors
@@ -185,7 +185,7 @@ class ServiceAccountTokens:
                     f"the UID in record. The object might have been deleted and then "
                     f"recreated",
                 )
-            if (pod.get("spec") or {}).get("serviceAccountName", "default") != name:
+            if (pod.get("spec") or {}).get("serviceAccountName", DEFAULT_ACCOUNT) != name:
                 raise bad_request(
                     f'cannot bind token for serviceaccount "{name}" to pod running with '
                     f"different serviceaccount name."
@@ -195,12 +195,13 @@ class ServiceAccountTokens:
         now = datetime.datetime.now(datetime.UTC)
         token, expires = self.issuer.issue(account, audiences, seconds, pod, now)
         answer_spec: Obj = {"audiences": audiences, "expirationSeconds": seconds}
-        if ref is not None:
+        if pod is not None:
+            md = pod["metadata"]
             answer_spec["boundObjectRef"] = {
                 "kind": "Pod",
                 "apiVersion": "v1",
-                "name": ref["name"],
-                "uid": pod["metadata"]["uid"] if pod else "",
+                "name": md["name"],
+                "uid": md["uid"],
             }
         return {
             "kind": "TokenRequest",

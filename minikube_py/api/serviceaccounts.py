@@ -65,7 +65,7 @@ def mounts_token(pod: Obj, account: Obj | None) -> bool:
     return (account or {}).get("automountServiceAccountToken") is not False
 
 
-def add_token_volume(pod: Obj, suffix: str | None = None) -> None:
+def add_token_volume(pod: Obj) -> None:
     """Mount a token volume at MOUNT_PATH in every container that mounts nothing there,
     as kube's ServiceAccount admission does; no volume if no container needs it."""
     spec = pod.setdefault("spec", {})
@@ -77,7 +77,7 @@ def add_token_volume(pod: Obj, suffix: str | None = None) -> None:
     ]
     if not containers:
         return
-    volume = token_volume(suffix)
+    volume = token_volume()
     spec["volumes"] = [*(spec.get("volumes") or []), volume]
     for container in containers:
         container["volumeMounts"] = [
