@@ -482,8 +482,9 @@ def test_killed_agent_adopts_its_pods_and_removes_orphans(agent_lab: AgentLab, n
     agent_lab.nodes.start_agent(node)
 
     def goner_gone() -> bool:
+        # sparse: a full listing inspects each container, and one may go in between
         return not agent_lab.docker.containers.list(
-            all=True, filters={"label": f"{LABEL_POD_NAME}=goner"}
+            all=True, sparse=True, filters={"label": f"{LABEL_POD_NAME}=goner"}
         )
 
     wait_for(goner_gone, 20, "the orphan's containers to go")
